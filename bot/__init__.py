@@ -1,0 +1,1 @@
+"""amibot: a Slack ChatOps bot for the lifecycle of Amazon Machine Images."""

@@ -1,0 +1,218 @@
+"""The one composition root: builds every service from Settings and wires them together.
+
+Nothing else constructs clients or stores. Tests and `amibot demo` pass their own peers
+(a Redis client, a Slack WebClient, AWS clients) and get exactly the production wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot import store
+from bot.access import Access
+from bot.aws.clients import AwsClients
+from bot.aws.ec2 import Ec2
+from bot.commands import Create, GrammarContext, Status
+from bot.config import Settings
+from bot.creating import CreateSettings, Creating
+from bot.dispatch import CommandService
+from bot.ids import new_token
+from bot.keys import Keys
+from bot.messages import OutboxItem
+from bot.metrics import Metrics
+from bot.models import JobKind
+from bot.outbox import Outbox
+from bot.runner import Runner
+from bot.scheduler import Scheduler
+from bot.status import StatusService
+from bot.store.audit import AuditLog
+from bot.store.effects import EffectWriter
+from bot.store.jobs import JobStore
+from bot.store.leases import Leases
+from bot.store.outbox import OutboxStore
+from bot.store.work import WorkStore
+from bot.tracker import Tracker, TrackPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the Slack handlers may call."""
+
+    settings: Settings
+    commands: CommandService
+    access: Access
+    metrics: Metrics
+    healthy: Callable[[], bool]
+
+
+@dataclass
+class Runtime:
+    """The built bot: the Bolt app, its services, and the background work of this process."""
+
+    bolt: App
+    services: Services
+    scheduler: Scheduler
+    runner: Runner
+    tracker: Tracker
+    outbox: Outbox
+    jobs: JobStore
+    audit: AuditLog
+    redis: Any
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown()
+        self.runner.shutdown(wait=True)
+        for stop in self._stops:
+            try:
+                stop()
+            except Exception:  # best effort on the way out
+                log.debug("stop hook failed", exc_info=True)
+
+
+def slack_client(settings: Settings, *, retries: bool) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    handlers = (
+        [RateLimitErrorRetryHandler(max_retry_count=2), ConnectionErrorRetryHandler()] if retries else []
+    )
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
+
+
+def build(
+    settings: Settings,
+    *,
+    redis_client: Any = None,
+    aws_clients: AwsClients | None = None,
+    clock: Callable[[], float] = time.time,
+    verify_token: bool = True,
+) -> Runtime:
+    metrics = Metrics()
+    keys = Keys(settings.amibot_key_prefix)
+    redis = redis_client if redis_client is not None else store.connect(settings.redis_url)
+    scheduler = Scheduler()
+    effects = EffectWriter(
+        redis, keys, on_notices=lambda: scheduler.wake("outbox"), on_work=lambda: scheduler.wake("work")
+    )
+    jobs = JobStore(redis, keys, effects)
+    work = WorkStore(redis, keys, effects)
+    audit = AuditLog(redis, keys, effects)
+    leases = Leases(redis, keys)
+    outbox_store = OutboxStore(redis, keys, effects)
+    aws = aws_clients or AwsClients(settings.amibot_accounts, on_call=metrics.aws_call)
+    ec2 = Ec2(aws)
+    lease_s = settings.amibot_lease.total_seconds()
+    poll_s = settings.amibot_poll_interval
+
+    creating = Creating(
+        jobs, ec2, CreateSettings(max_wait=settings.amibot_max_wait.total_seconds()), clock=clock
+    )
+    tracker = Tracker(
+        jobs,
+        ec2,
+        TrackPolicy(settings.amibot_notfound_grace.total_seconds(), settings.amibot_notify_channel),
+        clock=clock,
+    )
+    status = StatusService(jobs, max_wait=settings.amibot_max_wait.total_seconds(), clock=clock)
+
+    def on_delivered(item: OutboxItem, now: float) -> None:
+        if item.created_at:
+            metrics.notice_delay.observe(max(0.0, now - item.created_at))
+
+    outbox = Outbox(
+        outbox_store,
+        leases,
+        slack_client(settings, retries=False),
+        lease_s=lease_s,
+        clock=clock,
+        on_slack_call=metrics.slack_call,
+        on_delivered=on_delivered,
+    )
+
+    def run_job(job_id: str) -> float | None:
+        job = jobs.get(job_id)
+        if job is None:
+            return None
+        if job.kind is JobKind.CREATE:
+            return creating.start(job)
+        log.error("no runner for job kind", extra={"job": job_id, "kind": str(job.kind)})
+        return None
+
+    runner = Runner(
+        work, leases, {"job": run_job}, workers=settings.amibot_workers, lease_s=lease_s, clock=clock
+    )
+
+    grammar = GrammarContext(allowed_regions=settings.regions, accounts=frozenset(settings.amibot_accounts))
+    commands = CommandService(grammar, {Create: creating.request, Status: status.show})
+    services = Services(
+        settings=settings,
+        commands=commands,
+        access=Access(settings.amibot_team_id, frozenset(settings.amibot_allowed_channels)),
+        metrics=metrics,
+        healthy=lambda: store.ping(redis),
+    )
+    metrics.watch("amibot_jobs", "Jobs by kind and state", ["kind", "state"], jobs.counts)
+    metrics.watch(
+        "amibot_outbox_pending", "Messages waiting in the outbox", [], lambda: {(): outbox_store.size()}
+    )
+    metrics.watch("amibot_work_due", "Work items waiting for a worker", [], lambda: {(): work.count()})
+
+    tracker_token = new_token()
+    tracker_lease_s = max(lease_s, 3 * poll_s)
+
+    def poll_if_leader() -> None:
+        if leases.hold("tracker", tracker_token, tracker_lease_s):
+            metrics.polls.inc()
+            tracker.poll()
+
+    scheduler.every("work", min(0.5, poll_s), runner.run_due)
+    scheduler.every("heartbeat", max(0.05, lease_s / 3), runner.renew)
+    scheduler.every("tracker", poll_s, poll_if_leader, first_in=min(1.0, poll_s))
+    scheduler.every("outbox", min(1.0, poll_s), outbox.drain)
+
+    bolt = build_bolt(settings, services, verify_token=verify_token)
+    runtime = Runtime(
+        bolt=bolt,
+        services=services,
+        scheduler=scheduler,
+        runner=runner,
+        tracker=tracker,
+        outbox=outbox,
+        jobs=jobs,
+        audit=audit,
+        redis=redis,
+    )
+
+    def release_tracker() -> None:
+        leases.release("tracker", tracker_token)
+
+    runtime._stops.append(release_tracker)
+    return runtime
+
+
+def build_bolt(settings: Settings, services: Services, *, verify_token: bool) -> App:
+    from handlers import register_all
+
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = App(
+        client=slack_client(settings, retries=True),
+        signing_secret=secret,
+        request_verification_enabled=secret is not None,
+        token_verification_enabled=verify_token,
+        process_before_response=True,
+        logger=logging.getLogger("amibot.bolt"),
+    )
+    register_all(app, services)
+    return app

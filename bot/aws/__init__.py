@@ -1,0 +1,1 @@
+"""The only package that calls AWS (EC2, STS, Auto Scaling)."""

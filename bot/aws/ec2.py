@@ -1,0 +1,87 @@
+"""EC2 operations amibot performs, one method per AWS action, errors as one readable line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bot.aws import inventory
+from bot.aws.clients import AwsClients
+from bot.aws.errors import translate
+from bot.errors import AwsError
+from bot.images import Image
+
+JOB_TAG = "amibot:job"
+REQUESTER_TAG = "amibot:requested-by"
+
+
+@contextmanager
+def aws_errors(region: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise translate(exc, region=region, action=action) from exc
+
+
+class Ec2:
+    def __init__(self, clients: AwsClients) -> None:
+        self._clients = clients
+
+    def instance_name(self, account: str | None, region: str, instance_id: str) -> str:
+        """The instance's Name tag, or its id when it has none."""
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, "describe the instance"):
+            reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        for reservation in reservations:
+            for instance in reservation.get("Instances", []):
+                if instance.get("State", {}).get("Name") == "terminated":
+                    raise translate_missing("instance", instance_id, region, "is terminated")
+                for tag in instance.get("Tags", []):
+                    if tag.get("Key") == "Name" and tag.get("Value"):
+                        return str(tag["Value"])
+                return instance_id
+        raise translate_missing("instance", instance_id, region)
+
+    def image_for_job(self, account: str | None, region: str, job_id: str) -> str | None:
+        """The image a job already created (a retried CreateImage must not make a second one)."""
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, "look up the job's image"):
+            images = ec2.describe_images(
+                Owners=["self"], Filters=[{"Name": f"tag:{JOB_TAG}", "Values": [job_id]}]
+            )
+        found = sorted(images.get("Images", []), key=lambda i: i.get("CreationDate", ""))
+        return str(found[0]["ImageId"]) if found else None
+
+    def create_image(
+        self,
+        account: str | None,
+        region: str,
+        *,
+        instance_id: str,
+        name: str,
+        description: str | None,
+        reboot: bool,
+        tags: Mapping[str, str],
+    ) -> str:
+        ec2 = self._clients.ec2(account, region)
+        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+        params: dict[str, Any] = {
+            "InstanceId": instance_id,
+            "Name": name,
+            "NoReboot": not reboot,
+            "TagSpecifications": [{"ResourceType": "image", "Tags": tag_list}],
+        }
+        if description:
+            params["Description"] = description
+        with aws_errors(region, "create the image"):
+            return str(ec2.create_image(**params)["ImageId"])
+
+    def images(self, account: str | None, region: str, image_ids: Sequence[str]) -> dict[str, Image]:
+        """Images by id, batched (one DescribeImages per 200 ids); missing ids are absent."""
+        ec2 = self._clients.ec2(account, region)
+        return inventory.images_by_id(ec2, region, image_ids)
+
+
+def translate_missing(noun: str, ident: str, region: str, why: str = "not found") -> AwsError:
+    return AwsError(f"{noun} {ident} {why} in {region}", code="NotFound")

@@ -1,0 +1,98 @@
+"""What goes with a state change, written in the same Redis transaction: notices, work, audit.
+
+Writing them together is what makes "acknowledged" mean "recorded" and a notice go out
+exactly once: either the change and its notices are stored, or neither is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.keys import Keys
+from bot.messages import OutboxItem
+
+SENT_TOMBSTONE_S = 7 * 24 * 3600  # an item id sent within a week is not sent again
+AUDIT_MAXLEN = 100_000
+
+_ENQUEUE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str  # Slack user id, or "amibot" for the bot's own actions
+    action: str  # e.g. "create.requested", "image.available", "approval.approved"
+    target: str  # job id, AMI id, approval id…
+    result: str = "ok"
+    detail: str = ""
+    account: str = ""
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Effects:
+    notices: Sequence[OutboxItem] = ()
+    work: Sequence[tuple[str, float]] = ()  # (work item, due time)
+    audit: Sequence[AuditEntry] = ()
+    unwork: Sequence[str] = field(default_factory=tuple)  # work items no longer due
+
+    def __add__(self, other: Effects) -> Effects:
+        return Effects(
+            notices=(*self.notices, *other.notices),
+            work=(*self.work, *other.work),
+            audit=(*self.audit, *other.audit),
+            unwork=(*self.unwork, *other.unwork),
+        )
+
+
+class EffectWriter:
+    """Queues the writes of Effects on a pipeline (inside MULTI); tells listeners once committed."""
+
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        *,
+        on_notices: Callable[[], None] = lambda: None,
+        on_work: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._keys = keys
+        self._enqueue = client.register_script(_ENQUEUE)
+        self.on_notices = on_notices
+        self.on_work = on_work
+
+    def committed(self, effects: Effects) -> None:
+        """Called after EXEC: wake whoever delivers notices or runs work in this process."""
+        if effects.notices:
+            self.on_notices()
+        if effects.work:
+            self.on_work()
+
+    def write(self, pipe: Any, effects: Effects, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for item in effects.notices:
+            self.enqueue(pipe, item, now)
+        for member, at in effects.work:
+            pipe.zadd(self._keys.work_due, {member: at})
+        for member in effects.unwork:
+            pipe.zrem(self._keys.work_due, member)
+        for entry in effects.audit:
+            fields = {k: str(v) for k, v in entry.__dict__.items()}
+            fields["time"] = f"{now:.3f}"
+            pipe.xadd(self._keys.audit, fields, maxlen=AUDIT_MAXLEN, approximate=True)
+
+    def enqueue(self, pipe: Any, item: OutboxItem, now: float) -> None:
+        if not item.created_at:
+            item = OutboxItem.from_dict({**item.to_dict(), "created_at": now})
+        keys = [self._keys.outbox_item(item.id), self._keys.outbox_queue(item.dest), self._keys.outbox_dests]
+        self._enqueue(keys=keys, args=[json.dumps(item.to_dict()), item.id, now, item.dest], client=pipe)

@@ -1,0 +1,149 @@
+"""Jobs in Redis: one JSON document per job plus index sets derived from its state.
+
+Every change goes through `update()`: WATCH the job, compute the change in Python, then
+write the job, its index moves and its effects (notices, work, audit) in one MULTI/EXEC.
+A lost race re-reads and recomputes, so a transition (and its notice) happens once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import redis
+
+from bot.keys import Keys
+from bot.models import FINISHED, Job, JobState
+from bot.store import guarded
+from bot.store.effects import Effects, EffectWriter
+
+FINISHED_JOB_TTL_S = 30 * 24 * 3600
+RECENT_KEEP = 1000
+
+Change = Callable[[Job], tuple[Job, Effects] | None]
+
+
+class JobExists(Exception):
+    pass
+
+
+class JobStore:
+    def __init__(self, client: Any, keys: Keys, effects: EffectWriter) -> None:
+        self._r = client
+        self._keys = keys
+        self._effects = effects
+
+    @guarded
+    def create(self, job: Job, effects: Effects | None = None) -> None:
+        """Store a new job with its effects, atomically; JobExists if the id is taken."""
+        key = self._keys.job(job.id)
+        effects = effects or Effects()
+
+        def txn(pipe: Any) -> None:
+            if pipe.exists(key):
+                raise JobExists(job.id)
+            pipe.multi()
+            self._write(pipe, job, effects, previous=None)
+
+        self._r.transaction(txn, key)
+        self._effects.committed(effects)
+
+    @guarded
+    def get(self, job_id: str) -> Job | None:
+        raw = self._r.get(self._keys.job(job_id))
+        return Job.from_dict(json.loads(raw)) if raw else None
+
+    @guarded
+    def get_many(self, job_ids: Iterable[str], chunk: int = 500) -> list[Job]:
+        ids = list(job_ids)
+        jobs: list[Job] = []
+        for start in range(0, len(ids), chunk):
+            raws = self._r.mget([self._keys.job(i) for i in ids[start : start + chunk]])
+            jobs.extend(Job.from_dict(json.loads(raw)) for raw in raws if raw)
+        return jobs
+
+    @guarded
+    def update(self, job_id: str, change: Change) -> Job | None:
+        """Apply `change` atomically. It returns (new job, effects) or None for "no change".
+
+        Returns the stored job after the change, or None when the job is missing or unchanged.
+        """
+        key = self._keys.job(job_id)
+        while True:
+            with self._r.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if not raw:
+                        return None
+                    previous = Job.from_dict(json.loads(raw))
+                    outcome = change(previous)
+                    if outcome is None:
+                        pipe.unwatch()
+                        return None
+                    job, effects = outcome
+                    job = _touched(job)
+                    pipe.multi()
+                    self._write(pipe, job, effects, previous=previous)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self._effects.committed(effects)
+            return job
+
+    def _write(self, pipe: Any, job: Job, effects: Effects, previous: Job | None) -> None:
+        keys = self._keys
+        key = keys.job(job.id)
+        if previous is None or previous.state != job.state:
+            if previous is not None and previous.state not in FINISHED:
+                pipe.hincrby(keys.job_counts, f"{job.kind}|{previous.state}", -1)
+            pipe.hincrby(keys.job_counts, f"{job.kind}|{job.state}", 1)
+        pipe.set(key, json.dumps(job.to_dict()))
+        if job.state in FINISHED:
+            pipe.expire(key, FINISHED_JOB_TTL_S)
+            pipe.srem(keys.jobs_active, job.id)
+            pipe.zadd(keys.jobs_recent, {job.id: job.finished_at or time.time()})
+            pipe.zremrangebyrank(keys.jobs_recent, 0, -RECENT_KEEP - 1)
+        else:
+            pipe.persist(key)
+            pipe.sadd(keys.jobs_active, job.id)
+            pipe.zrem(keys.jobs_recent, job.id)
+        if job.state is JobState.TRACKING:
+            pipe.sadd(keys.jobs_tracking, job.id)
+        else:
+            pipe.srem(keys.jobs_tracking, job.id)
+        self._effects.write(pipe, effects)
+
+    @guarded
+    def tracking_ids(self) -> list[str]:
+        return sorted(self._r.smembers(self._keys.jobs_tracking))
+
+    @guarded
+    def active(self) -> list[Job]:
+        jobs = self.get_many(self._r.smembers(self._keys.jobs_active))
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
+    @guarded
+    def active_count(self) -> int:
+        return int(self._r.scard(self._keys.jobs_active))
+
+    @guarded
+    def counts(self) -> dict[tuple[str, ...], float]:
+        raw = self._r.hgetall(self._keys.job_counts)
+        counts: dict[tuple[str, ...], float] = {}
+        for name, value in raw.items():
+            kind, _, state = name.partition("|")
+            counts[(kind, state)] = float(value)
+        return counts
+
+    @guarded
+    def recent(self, limit: int = 20) -> list[Job]:
+        ids = self._r.zrevrange(self._keys.jobs_recent, 0, limit - 1)
+        return self.get_many(ids)
+
+
+def _touched(job: Job) -> Job:
+    return replace(job, updated_at=time.time())
