@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.durations import parse_duration
@@ -50,6 +50,13 @@ def _off_is_none(value: Any) -> Any:
     return value
 
 
+def _alias(value: str) -> str:
+    if not _ALIAS.match(value):
+        raise ValueError("account aliases must be lowercase letters, digits, - or _ (at most 40)")
+    return value
+
+
+Alias = Annotated[str, AfterValidator(_alias)]
 Csv = Annotated[list[str], NoDecode, BeforeValidator(_split)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
@@ -80,7 +87,7 @@ class Settings(BaseSettings):
     amibot_key_prefix: str = "amibot:"
     aws_default_region: str | None = None
     amibot_regions: Csv = Field(default_factory=list)
-    amibot_accounts: dict[str, Account] = Field(default_factory=dict)
+    amibot_accounts: dict[Alias, Account] = Field(default_factory=dict)
     amibot_notify_channel: str | None = None
     amibot_approval_channel: str | None = None
     amibot_approvers: Csv = Field(default_factory=list)
@@ -158,14 +165,6 @@ class Settings(BaseSettings):
         bad = [p for p in value if not _PRINCIPAL.match(p)]
         if bad:
             raise ValueError(f"expected Slack user ids (U…/W…) or user group ids (S…), got {', '.join(bad)}")
-        return value
-
-    @field_validator("amibot_accounts")
-    @classmethod
-    def _aliases(cls, value: dict[str, Account]) -> dict[str, Account]:
-        bad = [a for a in value if not _ALIAS.match(a)]
-        if bad:
-            raise ValueError(f"account aliases must be lowercase letters, digits, - or _: {', '.join(bad)}")
         return value
 
     @field_validator("amibot_prune_schedule")

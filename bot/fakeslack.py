@@ -94,10 +94,10 @@ class Channel:
 
 def default_channels() -> list[Channel]:
     return [
-        Channel("C_GENERAL", "general"),
-        Channel("C_OPS", "ops"),
-        Channel("C_RANDOM", "random", is_member=False),
-        Channel("C_PRIVATE", "private", is_private=True, is_member=False),
+        Channel("CGENERAL", "general"),
+        Channel("COPS", "ops"),
+        Channel("CRANDOM", "random", is_member=False),
+        Channel("CPRIVATE", "private", is_private=True, is_member=False),
     ]
 
 
@@ -813,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        headers = dict(self.headers.items())
+        headers = {name.title(): value for name, value in self.headers.items()}  # any client's casing
         request = _parse_request(self.path, headers, body)
         if request is None:
             reply: _Reply | None = _Reply(404, "not_found")
@@ -921,13 +921,16 @@ class _Fault:
         return _Reply(400, self.error) if hook else _Reply(200, {"ok": False, "error": self.error})
 
 
+_UNAVAILABLE = _Fault("*", "server_error", 1, 0, None, status=503)  # while down()
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
 class FakeSlack:
     """A fake Slack Web API on 127.0.0.1. Use as a context manager, or `start()` / `stop()`.
 
-    Every public method is thread-safe. Values returned are copies: inspect them freely.
+    Every public method is thread-safe. Messages and views are returned as copies.
     """
 
     def __init__(
@@ -1091,11 +1094,14 @@ class FakeSlack:
         *,
         hold_seconds: float | None = None,
     ) -> None:
-        """Make the next `times` requests to `method` fail ("response_url": posts to response URLs;
-        "*": any request, response URLs included). `kind`: "ratelimited" (429 + Retry-After), "server_error" or "server_error:503",
-        "timeout" (held `hold_seconds`, then answered and applied as usual: a slow Slack, not a lost
-        request), "disconnect" (closed unanswered, not applied) or "error:<code>" (200 + ok false;
-        400 for response URLs). Faults are used in the order they were added."""
+        """Make the next `times` requests to `method` fail. `method` is an API method,
+        "response_url" (posts to response URLs) or "*" (any request, response URLs included).
+
+        `kind`: "ratelimited" (429 + Retry-After), "server_error" (500) or "server_error:503",
+        "timeout" (held `hold_seconds`, then answered and applied as usual: a slow Slack, not a
+        lost request), "disconnect" (closed unanswered, not applied) or "error:<code>" (200 with
+        ok false; 400 for response URLs). Faults are used in the order they were added.
+        """
         if times < 1:
             raise ValueError("times must be at least 1")
         fault = _Fault.parse(method, kind, times, retry_after, hold_seconds)
@@ -1124,8 +1130,7 @@ class FakeSlack:
         """Answer one request (in a server thread). None: close the connection unanswered."""
         hook = request.method == "response_url"
         if self._down:
-            unavailable = _Fault("*", "server_error", 1, 0, None, status=503)
-            return self._finish(request, None if self._down == "close" else unavailable.reply(hook), "down")
+            return self._finish(request, None if self._down == "close" else _UNAVAILABLE.reply(hook), "down")
         fault = self._take_fault(request.method)
         if fault is not None and fault.kind != "timeout":
             return self._finish(request, fault.reply(hook), fault.kind)

@@ -664,17 +664,17 @@ def test_create_round_trip(
     # --tag keeps its order; the other options go anywhere around it
     for key, value in tags:
         options.insert(data.draw(st.integers(0, len(options))), ("tag", f"{key}={value}"))
-    words = [shlex.quote(instance_id)]
+    groups: list[list[str]] = []
     for option, value in options:
         dash = data.draw(st.sampled_from(["--", "—", "–"]))
         if value is None:
-            words.append(dash + option)
+            groups.append([dash + option])
         elif data.draw(st.booleans()):
-            words.append(f"{dash}{option}={shlex.quote(value)}")
+            groups.append([f"{dash}{option}={shlex.quote(value)}"])
         else:
-            words += [dash + option, shlex.quote(value)]
-    words.insert(data.draw(st.integers(0, len(words))), shlex.quote(instance_id))
-    words.remove(shlex.quote(instance_id))  # exactly one instance id, anywhere
+            groups.append([dash + option, shlex.quote(value)])
+    groups.insert(data.draw(st.integers(0, len(groups))), [instance_id])  # the id goes anywhere
+    words = [word for group in groups for word in group]
     line = "create " + " ".join(words)
     command = parse(_slack_escape(line), CTX)
     assert command == Create(
