@@ -10,21 +10,15 @@ COMMAND = "/ami"
 
 
 class ActionId(StrEnum):
-    APPROVE = "ami_approve"
-    REJECT = "ami_reject"
-    KEEP = "ami_keep"
-    CANCEL = "ami_cancel"
-    HOME_REFRESH = "ami_home_refresh"
-    INSTANCE_SELECT = "ami_instance_select"
+    """Every block action amibot handles (tests check each one is registered)."""
 
 
 class CallbackId(StrEnum):
-    CREATE_MODAL = "ami_create_modal"
-    REJECT_MODAL = "ami_reject_modal"
+    """Every view (modal) callback amibot handles."""
 
 
 class Event(StrEnum):
-    APP_HOME_OPENED = "app_home_opened"
+    """Every Events API event amibot subscribes to (must match manifest.yml)."""
 
 
 JOB_ID = re.compile(r"^j-[0-9a-f]{6}$")

@@ -285,7 +285,7 @@ def _unique(images: Iterable[Image]) -> list[Image]:
 def _by_newest(images: Iterable[Image]) -> list[Image]:
     """Newest first; equal creation dates by image id (smaller first)."""
     ranked = sorted(images, key=lambda i: i.image_id)
-    ranked.sort(key=lambda i: i.creation_date, reverse=True)  # stable: keeps the id order
+    ranked.sort(key=lambda i: i.creation_date)  # stable: keeps the id order
     return ranked
 
 
@@ -293,7 +293,7 @@ def _keep_last_ids(images: Sequence[Image], families: Mapping[str, str], keep_la
     """Ids of the newest `keep_last` available images of each family in each region."""
     groups: dict[tuple[str, str], list[Image]] = defaultdict(list)
     for image in images:
-        if True:
+        if _state(image) == AVAILABLE:
             groups[(image.region, families[image.image_id])].append(image)
     return {image.image_id for group in groups.values() for image in _by_newest(group)[:keep_last]}
 

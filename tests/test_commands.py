@@ -81,7 +81,8 @@ SPEC_LINES = [
     "[--account ALIAS]",
     "/ami deregister AMI_ID [--region REGION] [--keep-snapshots] [--reason TEXT] [--account ALIAS]",
     "/ami prune [--region REGION] [--older-than DURATION] [--keep-last N] [--dry-run] [--account ALIAS]",
-    "/ami list [--region REGION] [--older-than DURATION] [--name PATTERN] [--tag KEY=VALUE] [--account ALIAS]",
+    "/ami list [--region REGION] [--older-than DURATION] [--name PATTERN] [--tag KEY=VALUE] "
+    "[--account ALIAS]",
     "/ami describe AMI_ID [--region REGION] [--account ALIAS]",
     "/ami status [JOB_ID]",
     "/ami prune schedule",
@@ -91,7 +92,10 @@ SPEC_LINES = [
 
 def test_usage_lines_are_the_specs() -> None:
     assert sorted(USAGE.values()) == sorted(
-        [*SPEC_LINES, *(f"/ami {s} AMI_ID [--region REGION] [--account ALIAS]" for s in ("protect", "unprotect"))]
+        [
+            *SPEC_LINES,
+            *(f"/ami {s} AMI_ID [--region REGION] [--account ALIAS]" for s in ("protect", "unprotect")),
+        ]
     )
     assert set(USAGE) == set(SUBCOMMANDS)
     assert all(line.startswith(f"/ami {name}") for name, line in USAGE.items())
@@ -128,7 +132,7 @@ def test_help_on_a_topic_has_usage_and_examples_that_parse(topic: str) -> None:
     for example in examples:
         command = parse(example.removeprefix("/ami "), CTX)
         assert isinstance(command, CLASS_OF_TOPIC[topic])
-        assert command.SUBCOMMAND == topic
+        assert topic == command.SUBCOMMAND
 
 
 def test_help_topic_is_case_and_space_insensitive() -> None:
@@ -228,9 +232,18 @@ VALID: list[tuple[str, Command]] = [
     (
         "list --region eu-west-1 --older-than 90m --name 'web-*-v?' --tag team=web --tag amibot:job=j-7f3a9c "
         "--account prod",
-        List("eu-west-1", timedelta(minutes=90), "web-*-v?", (("team", "web"), ("amibot:job", "j-7f3a9c")), "prod"),
+        List(
+            "eu-west-1",
+            timedelta(minutes=90),
+            "web-*-v?",
+            (("team", "web"), ("amibot:job", "j-7f3a9c")),
+            "prod",
+        ),
     ),
-    ("list --tag aws:cloudformation:stack-name=web", List("us-east-1", tags=(("aws:cloudformation:stack-name", "web"),))),
+    (
+        "list --tag aws:cloudformation:stack-name=web",
+        List("us-east-1", tags=(("aws:cloudformation:stack-name", "web"),)),
+    ),
     ("list --name *", List("us-east-1", name_pattern="*")),
     # describe, status, protect, unprotect, audit
     (f"describe {A17}", Describe(A17, "us-east-1")),
@@ -240,7 +253,10 @@ VALID: list[tuple[str, Command]] = [
     (f"protect {A8}", Protect(A8, "us-east-1")),
     (f"protect {A8} --region eu-west-1 --account prod", Protect(A8, "eu-west-1", "prod")),
     (f"unprotect {A17}", Unprotect(A17, "us-east-1")),
-    (f"unprotect {A17} --account staging --region ap-southeast-2", Unprotect(A17, "ap-southeast-2", "staging")),
+    (
+        f"unprotect {A17} --account staging --region ap-southeast-2",
+        Unprotect(A17, "ap-southeast-2", "staging"),
+    ),
     ("audit", Audit(20)),
     ("audit 1", Audit(1)),
     ("audit 500", Audit(500)),
@@ -281,7 +297,10 @@ def test_every_subcommand_class_has_its_name() -> None:
         (f"create {I8} --description —web", Create(I8, None, "—web", False, (), "us-east-1")),
         (f"create {I8} --description '-f is bad'", Create(I8, None, "-f is bad", False, (), "us-east-1")),
         # --opt=value
-        (f"create {I8} --name=web --tag=team=web", Create(I8, "web", None, False, (("team", "web"),), "us-east-1")),
+        (
+            f"create {I8} --name=web --tag=team=web",
+            Create(I8, "web", None, False, (("team", "web"),), "us-east-1"),
+        ),
         (f"create {I8} —name=“web 1”", Create(I8, "web 1", None, False, (), "us-east-1")),
         (f"create {I8} --description=--reboot", Create(I8, None, "--reboot", False, (), "us-east-1")),
         # Slack's HTML escaping
@@ -290,14 +309,23 @@ def test_every_subcommand_class_has_its_name() -> None:
             Create(I8, None, "<b> &amp;", False, (("team", "R&D"),), "us-east-1"),
         ),
         # links Slack may have wrapped
-        (f"create {I8} --name <http://web.example.com|web.example.com>", Create(I8, "web.example.com", None, False, (), "us-east-1")),
-        (f"create {I8} --tag owner=<mailto:a@b.io|a@b.io>", Create(I8, None, None, False, (("owner", "a@b.io"),), "us-east-1")),
+        (
+            f"create {I8} --name <http://web.example.com|web.example.com>",
+            Create(I8, "web.example.com", None, False, (), "us-east-1"),
+        ),
+        (
+            f"create {I8} --tag owner=<mailto:a@b.io|a@b.io>",
+            Create(I8, None, None, False, (("owner", "a@b.io"),), "us-east-1"),
+        ),
         # whitespace, case
         (f"  CREATE\t{I8}\n\n--Name   web  ", Create(I8, "web", None, False, (), "us-east-1")),
         (f"create\u00a0{I8}\u00a0--reboot", Create(I8, None, None, True, (), "us-east-1")),
         (f"create {I8}\u200b --region EU-West-1", Create(I8, None, None, False, (), "eu-west-1")),
         # hash is not a comment
-        (f"create {I8} --tag channel=#ops", Create(I8, None, None, False, (("channel", "#ops"),), "us-east-1")),
+        (
+            f"create {I8} --tag channel=#ops",
+            Create(I8, None, None, False, (("channel", "#ops"),), "us-east-1"),
+        ),
     ],
 )
 def test_slack_text_forms(text: str, expected: Command) -> None:
@@ -619,7 +647,11 @@ _DESCRIPTION = st.text(alphabet=_PLAIN | st.just(" "), min_size=1, max_size=255)
     lambda d: d == d.strip() and d[0] not in "-—–"
 )
 _TAG_KEY = st.text(alphabet=_PLAIN.filter(lambda c: c != "="), min_size=1, max_size=128).filter(
-    lambda k: not k.lower().startswith("aws:") and k not in {"amibot:job", "amibot:requested-by"} and k[0] not in "-—–"
+    lambda k: (
+        not k.lower().startswith("aws:")
+        and k not in {"amibot:job", "amibot:requested-by"}
+        and k[0] not in "-—–"
+    )
 )
 _TAG_VALUE = st.text(alphabet=_PLAIN | st.just(" "), max_size=256)
 
@@ -662,8 +694,11 @@ def test_create_round_trip(
         options.append(("account", account))
     options = data.draw(st.permutations(options))
     # --tag keeps its order; the other options go anywhere around it
-    for key, value in tags:
-        options.insert(data.draw(st.integers(0, len(options))), ("tag", f"{key}={value}"))
+    after = 0
+    for key, tag_value in tags:
+        after = data.draw(st.integers(after, len(options)))
+        options.insert(after, ("tag", f"{key}={tag_value}"))
+        after += 1
     groups: list[list[str]] = []
     for option, value in options:
         dash = data.draw(st.sampled_from(["--", "—", "–"]))
