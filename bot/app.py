@@ -18,27 +18,36 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot import store
 from bot.access import Access
+from bot.approval_messages import deregister_summary
+from bot.approving import ApprovalSettings, Approving
+from bot.auditing import Auditing
 from bot.aws.clients import AwsClients
 from bot.aws.ec2 import Ec2
-from bot.commands import Create, GrammarContext, Status
+from bot.commands import Audit, Create, Deregister, GrammarContext, Protect, Status, Unprotect
 from bot.config import Settings
 from bot.creating import CreateSettings, Creating
-from bot.dispatch import CommandService
+from bot.deregistering import Deregistering, DeregisterSettings
+from bot.dispatch import CommandService, Route
 from bot.ids import new_token
 from bot.keys import Keys
 from bot.messages import OutboxItem
 from bot.metrics import Metrics
 from bot.models import JobKind
 from bot.outbox import Outbox
+from bot.protecting import Protecting
+from bot.roles import RoleDirectory
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.status import StatusService
+from bot.store.approvals import ApprovalStore
 from bot.store.audit import AuditLog
 from bot.store.effects import EffectWriter
+from bot.store.groups import GroupCache
 from bot.store.jobs import JobStore
 from bot.store.leases import Leases
 from bot.store.outbox import OutboxStore
 from bot.store.work import WorkStore
+from bot.tasks import Tasks
 from bot.tracker import Tracker, TrackPolicy
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class Services:
 
     settings: Settings
     commands: CommandService
+    approving: Approving
     access: Access
     metrics: Metrics
     healthy: Callable[[], bool]
@@ -125,7 +135,39 @@ def build(
         TrackPolicy(settings.amibot_notfound_grace.total_seconds(), settings.amibot_notify_channel),
         clock=clock,
     )
-    status = StatusService(jobs, max_wait=settings.amibot_max_wait.total_seconds(), clock=clock)
+    approvals = ApprovalStore(redis, keys, effects)
+    status = StatusService(jobs, approvals, max_wait=settings.amibot_max_wait.total_seconds(), clock=clock)
+    tasks = Tasks(work, clock=clock)
+    roles = RoleDirectory(
+        settings.amibot_approvers,
+        settings.amibot_admins,
+        allow_self_approval=settings.amibot_allow_self_approval,
+        cache=GroupCache(redis, keys),
+        slack=slack_client(settings, retries=True),
+        clock=clock,
+    )
+    deregistering = Deregistering(
+        tasks,
+        approvals,
+        jobs,
+        ec2,
+        DeregisterSettings(
+            approval_channel=settings.approval_channel,
+            approval_ttl=settings.amibot_approval_ttl.total_seconds(),
+            protect_tag=settings.amibot_protect_tag,
+        ),
+        clock=clock,
+    )
+    protecting = Protecting(tasks, ec2, settings.amibot_protect_tag)
+    approving = Approving(
+        approvals,
+        outbox_store,
+        roles,
+        summaries={"deregister": deregister_summary},
+        executors={"deregister": deregistering.job_for},
+        settings=ApprovalSettings(reminder_interval=settings.amibot_reminder_interval.total_seconds()),
+        clock=clock,
+    )
 
     def on_delivered(item: OutboxItem, now: float) -> None:
         if item.created_at:
@@ -139,6 +181,7 @@ def build(
         clock=clock,
         on_slack_call=metrics.slack_call,
         on_delivered=on_delivered,
+        hooks={"approval": approving.message_landed},
     )
 
     def run_job(job_id: str) -> float | None:
@@ -147,18 +190,35 @@ def build(
             return None
         if job.kind is JobKind.CREATE:
             return creating.start(job)
+        if job.kind is JobKind.DEREGISTER:
+            return deregistering.execute(job)
         log.error("no runner for job kind", extra={"job": job_id, "kind": str(job.kind)})
         return None
 
     runner = Runner(
-        work, leases, {"job": run_job}, workers=settings.amibot_workers, lease_s=lease_s, clock=clock
+        work,
+        leases,
+        {"job": run_job, "task": tasks.run},
+        workers=settings.amibot_workers,
+        lease_s=lease_s,
+        clock=clock,
     )
 
     grammar = GrammarContext(allowed_regions=settings.regions, accounts=frozenset(settings.amibot_accounts))
-    commands = CommandService(grammar, {Create: creating.request, Status: status.show})
+    auditing = Auditing(audit)
+    routes: dict[type, Route] = {
+        Create: creating.request,
+        Status: status.show,
+        Deregister: deregistering.request,
+        Protect: protecting.request,
+        Unprotect: protecting.request,
+        Audit: auditing.show,
+    }
+    commands = CommandService(grammar, routes, roles)
     services = Services(
         settings=settings,
         commands=commands,
+        approving=approving,
         access=Access(settings.amibot_team_id, frozenset(settings.amibot_allowed_channels)),
         metrics=metrics,
         healthy=lambda: store.ping(redis),
@@ -166,6 +226,12 @@ def build(
     metrics.watch("amibot_jobs", "Jobs by kind and state", ["kind", "state"], jobs.counts)
     metrics.watch(
         "amibot_outbox_pending", "Messages waiting in the outbox", [], lambda: {(): outbox_store.size()}
+    )
+    metrics.watch(
+        "amibot_approvals_pending",
+        "Approvals waiting for a decision",
+        [],
+        lambda: {(): approvals.pending_count()},
     )
     metrics.watch("amibot_work_due", "Work items waiting for a worker", [], lambda: {(): work.count()})
 
@@ -181,6 +247,15 @@ def build(
     scheduler.every("heartbeat", max(0.05, lease_s / 3), runner.renew)
     scheduler.every("tracker", poll_s, poll_if_leader, first_in=min(1.0, poll_s))
     scheduler.every("outbox", min(1.0, poll_s), outbox.drain)
+    sweep_token = new_token()
+    reminder_s = settings.amibot_reminder_interval.total_seconds()
+    sweep_s = min(60.0, max(0.2, min(reminder_s, settings.amibot_approval_ttl.total_seconds()) / 4))
+
+    def sweep_if_leader() -> None:
+        if leases.hold("approvals-sweep", sweep_token, max(lease_s, 2 * sweep_s)):
+            approving.sweep()
+
+    scheduler.every("approvals", sweep_s, sweep_if_leader, first_in=sweep_s)
 
     bolt = build_bolt(settings, services, verify_token=verify_token)
     runtime = Runtime(

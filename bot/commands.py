@@ -654,13 +654,22 @@ def _build(cls: Callable[..., Command]) -> Finish:
     return lambda values, ctx: cls(**values)
 
 
+# The options of create that make no sense without an instance id (a form asks for them).
+_CREATE_DETAILS = (
+    ("--name", "name"),
+    ("--description", "description"),
+    ("--reboot", "reboot"),
+    ("--tag", "tags"),
+)
+
+
 def _finish_create(values: dict[str, Any], ctx: GrammarContext) -> Command:
     _check_tags(values["tags"], MAX_USER_TAGS)
     if values["instance_id"] is not None:
         return Create(**values)
-    given = [o for o in ("name", "description", "reboot", "tags") if values[o]]
+    given = [option for option, dest in _CREATE_DETAILS if values[dest]]
     if given:
-        raise _Bad(f"missing INSTANCE_ID (--{given[0]} needs it; /ami create alone opens a form)")
+        raise _Bad(f"missing INSTANCE_ID ({given[0]} needs it; /ami create alone opens a form)")
     return CreateModal(region=values["region"], account=values["account"])
 
 

@@ -12,9 +12,15 @@ COMMAND = "/ami"
 class ActionId(StrEnum):
     """Every block action amibot handles (tests check each one is registered)."""
 
+    APPROVE = "ami_approve"
+    REJECT = "ami_reject"
+    CANCEL = "ami_cancel"
+
 
 class CallbackId(StrEnum):
     """Every view (modal) callback amibot handles."""
+
+    REJECT_MODAL = "ami_reject_modal"
 
 
 class Event(StrEnum):

@@ -44,6 +44,7 @@ has one reason saying why it may go. The result does not depend on the order of 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,8 +72,11 @@ DEFAULT_FAMILY_TAG = "amibot:family"
 DEFAULT_PROTECT_TAG = "amibot:keep"
 PLAN_FORMAT = 1  # version of the `Plan.to_dict` layout
 
-_SEPARATORS = re.compile(r"([-_. ]+)")
-_VERSION_WORD = re.compile(r"v?\d+(?:t\d+)?z?", re.IGNORECASE)
+_VERSION = r"v?\d+(?:t\d+)?z?"
+_VERSION_WORD = re.compile(_VERSION, re.IGNORECASE)
+# separators, each run followed by a version word or by nothing, up to the end of the name;
+# separators and digits are disjoint, so the search is linear per start position.
+_VERSION_SUFFIX = re.compile(rf"(?:[-_. ]+(?:{_VERSION})?)+$", re.IGNORECASE)
 
 AVAILABLE = "available"
 _PRUNABLE_STATES = frozenset({AVAILABLE, "failed", "error"})
@@ -92,12 +96,11 @@ def family_of(image: Image, family_tag: str = DEFAULT_FAMILY_TAG) -> str:
 
 def _strip_version(name: str) -> str:
     """`name` without its trailing version words; `name` itself if nothing would be left."""
-    parts = _SEPARATORS.split(name)  # word, separator, word, ..., word
-    end = len(parts)
-    while end > 0 and (parts[end - 1] == "" or _VERSION_WORD.fullmatch(parts[end - 1])):
-        end -= 2  # drop the word (possibly empty) and the separator before it
-    stem = "".join(parts[: max(end, 0)])
-    return stem or name
+    suffix = _VERSION_SUFFIX.search(name)  # the leftmost match is the longest suffix
+    stem = name[: suffix.start()] if suffix else name
+    if not stem or _VERSION_WORD.fullmatch(stem):  # the name is only a version
+        return name
+    return stem
 
 
 # --- policy and results ---------------------------------------------------------------------
@@ -150,14 +153,16 @@ _PREFIXES: tuple[tuple[ReasonKind, str], ...] = (
     (ReasonKind.PRUNABLE, "older than "),
 )
 _KEEP_KINDS = tuple(kind for kind, _ in _PREFIXES if kind is not ReasonKind.PRUNABLE)
+_BY_FIRST_WORD = {prefix.split(" ", 1)[0]: (kind, prefix) for kind, prefix in _PREFIXES}
+assert len(_BY_FIRST_WORD) == len(_PREFIXES), "reason prefixes must differ in their first word"
 
 
 def reason_kind(reason: str) -> ReasonKind:
     """The kind of a reason text produced by `plan` (ValueError for any other text)."""
-    for kind, prefix in _PREFIXES:
-        if reason.startswith(prefix):
-            return kind
-    raise ValueError(f"not a prune reason: {reason!r}")
+    kind, prefix = _BY_FIRST_WORD.get(reason.split(" ", 1)[0], (None, ""))
+    if kind is None or not reason.startswith(prefix):
+        raise ValueError(f"not a prune reason: {reason!r}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -202,13 +207,15 @@ class Plan:
     @property
     def freed_gib(self) -> int:
         """GiB of the snapshots pruning deletes: each snapshot once, none a kept image uses."""
-        kept = {s.snapshot_id for item in self.to_keep for s in item.image.snapshots}
-        freed: dict[str, int] = {}
-        for item in self.to_prune:
-            for snap in item.image.snapshots:
-                if snap.snapshot_id not in kept:
-                    freed.setdefault(snap.snapshot_id, snap.size_gib)
-        return sum(freed.values())
+        kept: set[str] = set()
+        pruned: dict[str, int] = {}
+        for item in self.items:
+            if item.verdict is Verdict.KEEP:
+                kept.update(s.snapshot_id for s in item.image.snapshots)
+            else:
+                for snap in item.image.snapshots:
+                    pruned.setdefault(snap.snapshot_id, snap.size_gib)
+        return sum(size for snapshot_id, size in pruned.items() if snapshot_id not in kept)
 
     @property
     def monthly_saving(self) -> float:
@@ -285,7 +292,7 @@ def _unique(images: Iterable[Image]) -> list[Image]:
 def _by_newest(images: Iterable[Image]) -> list[Image]:
     """Newest first; equal creation dates by image id (smaller first)."""
     ranked = sorted(images, key=lambda i: i.image_id)
-    ranked.sort(key=lambda i: i.creation_date)  # stable: keeps the id order
+    ranked.sort(key=lambda i: i.creation_date, reverse=True)  # stable: keeps the id order
     return ranked
 
 
@@ -356,6 +363,7 @@ def _sorted_items(items: Iterable[PlanItem]) -> tuple[PlanItem, ...]:
 _UNITS = (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
+@functools.lru_cache(maxsize=64)
 def format_duration(duration: timedelta) -> str:
     """Compact form in the largest whole unit: 90m, 12h, 30d, 6w (0 is `0d`; rounds to seconds)."""
     seconds = round(duration.total_seconds())

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
-from handlers import commands, guard
+from handlers import actions, commands, guard, views
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -19,3 +19,5 @@ if TYPE_CHECKING:
 def register_all(app: App, services: Services) -> None:
     guard.register(app, services)
     commands.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)

@@ -30,4 +30,4 @@ def register(app: App, services: Services) -> None:
         caller = caller_of(command)
         text = command.get("text")
         reply = answer(lambda: services.commands.handle(text if isinstance(text, str) else "", caller))
-        ack(**reply.as_ack())
+        ack(**reply.as_ack()) if reply is not None else ack()

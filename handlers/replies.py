@@ -12,7 +12,7 @@ from bot.errors import AwsError, StoreUnavailable, UserError
 log = logging.getLogger(__name__)
 
 
-def answer(fn: Callable[[], Reply]) -> Reply:
+def answer(fn: Callable[[], Reply | None]) -> Reply | None:
     """Run a service call; map every failure to a reply fit for Slack."""
     try:
         return fn()

@@ -389,7 +389,8 @@ INVALID: list[tuple[str, str | None, str]] = [
     (f"create {I8} extra", "create", "unexpected argument “extra”"),
     (f"create {I8} eu-west-1", "create", "--region"),
     ("create --name web", "create", "missing INSTANCE_ID"),
-    ("create --reboot", "create", "missing INSTANCE_ID"),
+    ("create --reboot", "create", "missing INSTANCE_ID (--reboot needs it"),
+    ("create --tag a=b --region eu-west-1", "create", "missing INSTANCE_ID (--tag needs it"),
     # regions and accounts
     (f"create {I8} --region mars-1", "create", "“mars-1” is not an AWS region"),
     (f"create {I8} --region us-west-2", "create", "“us-west-2” is not one of the regions amibot may use"),

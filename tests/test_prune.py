@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.images import Image, InUse, Snapshot, Use, UseKind
@@ -69,7 +69,10 @@ def item_of(p: Plan, image_id: str) -> PlanItem:
 
 def filler(n: int, family: str = "web", start_age: int = 1) -> list[Image]:
     """`n` young available images of `family`, newer than anything an example puts next to them."""
-    return [img(f"ami-f{family}{i}", f"{family}-{i}", age=days(start_age) + timedelta(minutes=i)) for i in range(n)]
+    return [
+        img(f"ami-f{family}{i}", f"{family}-{i}", age=days(start_age) + timedelta(minutes=i))
+        for i in range(n)
+    ]
 
 
 # --- family_of ------------------------------------------------------------------------------
@@ -189,13 +192,17 @@ def test_many_uses_are_listed_in_a_stable_order_and_summarised() -> None:
 
 @pytest.mark.parametrize("value", ["", "yes"])
 def test_protect_tag_with_any_value_keeps(value: str) -> None:
-    item = item_of(plan([*filler(3), img("ami-old", tags={"amibot:keep": value})], {}, POLICY, NOW), "ami-old")
+    item = item_of(
+        plan([*filler(3), img("ami-old", tags={"amibot:keep": value})], {}, POLICY, NOW), "ami-old"
+    )
     assert (item.verdict, item.reasons) == (Verdict.KEEP, ("protected (tag amibot:keep)",))
 
 
 def test_custom_protect_tag() -> None:
     policy = Policy(retention=days(30), keep_last=0, protect_tag="do-not-delete")
-    p = plan([img("ami-a", tags={"do-not-delete": "1"}), img("ami-b", tags={"amibot:keep": "1"})], {}, policy, NOW)
+    p = plan(
+        [img("ami-a", tags={"do-not-delete": "1"}), img("ami-b", tags={"amibot:keep": "1"})], {}, policy, NOW
+    )
     assert item_of(p, "ami-a").reasons == ("protected (tag do-not-delete)",)
     assert verdicts(p)["ami-b"] is Verdict.PRUNE
 
@@ -499,7 +506,13 @@ def inventories(draw: st.DrawFn) -> tuple[list[Image], dict[str, tuple[Use, ...]
 
 
 Inventory = tuple[list[Image], dict[str, tuple[Use, ...]], Policy]
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No explain phase: it re-runs every draw of a failing inventory and would take minutes here.
+PROPERTY = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+)
 
 
 def oracle_kinds(image: Image, images: list[Image], in_use: InUse, policy: Policy) -> set[ReasonKind]:
@@ -591,7 +604,10 @@ def test_property_input_order_does_not_matter(inv: Inventory, rnd: random.Random
 def test_property_items_are_in_the_documented_order(inv: Inventory) -> None:
     images, in_use, policy = inv
     items = plan(images, in_use, policy, NOW).items
-    keys = [(i.verdict is not Verdict.PRUNE, i.family, NOW - i.image.creation_date, i.image.image_id) for i in items]
+    keys = [
+        (i.verdict is not Verdict.PRUNE, i.family, NOW - i.image.creation_date, i.image.image_id)
+        for i in items
+    ]
     assert keys == sorted(keys)
 
 
@@ -629,7 +645,9 @@ def test_property_upcoming_is_kept_now_for_retention_only_and_pruned_after_the_l
     later_prune = {i.image.image_id for i in plan(images, in_use, policy, NOW + lead).to_prune}
     found = upcoming(images, in_use, policy, NOW, lead)
     expected = {
-        i.image.image_id for i in now_plan.to_keep if i.kinds == (ReasonKind.RETENTION,) and i.image.image_id in later_prune
+        i.image.image_id
+        for i in now_plan.to_keep
+        if i.kinds == (ReasonKind.RETENTION,) and i.image.image_id in later_prune
     }
     assert {i.image.image_id for i in found} == expected
     assert all(i in now_plan.items for i in found)
@@ -658,7 +676,7 @@ def big_inventory(count: int = 10_000, used: int = 3_000) -> tuple[list[Image], 
                 deregistration_protection=rnd.random() < 0.01,
             )
         )
-    in_use = {
+    in_use: dict[str, tuple[Use, ...]] = {
         images[i].image_id: (Use(UseKind.INSTANCE, f"i-{i:x}", "running"),)
         for i in rnd.sample(range(count), used)
     }

@@ -82,6 +82,69 @@ class Ec2:
         ec2 = self._clients.ec2(account, region)
         return inventory.images_by_id(ec2, region, image_ids)
 
+    def own_image(self, account: str | None, region: str, image_id: str) -> Image | None:
+        """The image if it exists and the account owns it."""
+        ec2 = self._clients.ec2(account, region)
+        return inventory.images_by_id(ec2, region, [image_id], owners=["self"]).get(image_id)
+
+    def own_images(self, account: str | None, region: str) -> list[Image]:
+        return inventory.own_images(self._clients.ec2(account, region), region)
+
+    def uses(
+        self, account: str | None, region: str, image_ids: Sequence[str] | None = None
+    ) -> inventory.Usage:
+        """Where AMIs are used: instances, launch template versions, launch configurations, ASGs."""
+        return inventory.find_uses(
+            self._clients.ec2(account, region), self._clients.autoscaling(account, region), region, image_ids
+        )
+
+    def deregister(
+        self, account: str | None, region: str, image_id: str, *, delete_snapshots: bool
+    ) -> dict[str, str]:
+        """DeregisterImage; with `delete_snapshots`, asks AWS to delete the snapshots too (AWS keeps
+        those another AMI uses). Returns what AWS reported per snapshot (may be empty)."""
+        ec2 = self._clients.ec2(account, region)
+        params: dict[str, Any] = {"ImageId": image_id}
+        if delete_snapshots:
+            params["DeleteAssociatedSnapshots"] = True
+        with aws_errors(region, f"deregister {image_id}"):
+            response = ec2.deregister_image(**params)
+        return {
+            str(r.get("SnapshotId")): str(r.get("ReturnCode", ""))
+            for r in response.get("DeleteSnapshotResults", [])
+            if r.get("SnapshotId")
+        }
+
+    def existing_snapshots(self, account: str | None, region: str, snapshot_ids: Sequence[str]) -> set[str]:
+        """Which of these snapshots still exist (filter, so unknown ids are not an error)."""
+        if not snapshot_ids:
+            return set()
+        ec2 = self._clients.ec2(account, region)
+        found: set[str] = set()
+        paginator = ec2.get_paginator("describe_snapshots")
+        with aws_errors(region, "describe snapshots"):
+            for start in range(0, len(snapshot_ids), 200):
+                chunk = list(snapshot_ids[start : start + 200])
+                for page in paginator.paginate(
+                    OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": chunk}]
+                ):
+                    found.update(s["SnapshotId"] for s in page.get("Snapshots", []))
+        return found
+
+    def delete_snapshot(self, account: str | None, region: str, snapshot_id: str) -> None:
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, f"delete snapshot {snapshot_id}"):
+            ec2.delete_snapshot(SnapshotId=snapshot_id)
+
+    def tag_image(self, account: str | None, region: str, image_id: str, key: str, value: str | None) -> None:
+        """Set (value given) or remove (None) one tag on an image."""
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, f"tag {image_id}"):
+            if value is None:
+                ec2.delete_tags(Resources=[image_id], Tags=[{"Key": key}])
+            else:
+                ec2.create_tags(Resources=[image_id], Tags=[{"Key": key, "Value": value}])
+
 
 def translate_missing(noun: str, ident: str, region: str, why: str = "not found") -> AwsError:
     return AwsError(f"{noun} {ident} {why} in {region}", code="NotFound")

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -82,8 +82,10 @@ def own_images(ec2: EC2Client, region: str) -> list[Image]:
         ]
 
 
-def images_by_id(ec2: EC2Client, region: str, image_ids: Iterable[str]) -> dict[str, Image]:
-    """The given images that exist in `region`; unknown ids are simply absent.
+def images_by_id(
+    ec2: EC2Client, region: str, image_ids: Iterable[str], *, owners: Sequence[str] | None = None
+) -> dict[str, Image]:
+    """The given images that exist in `region` (owned by `owners`, if given); unknown ids are absent.
 
     Uses the `image-id` filter (which skips unknown ids) rather than `ImageIds=` (which fails the
     whole call), `IDS_PER_CALL` ids per call.
@@ -93,12 +95,15 @@ def images_by_id(ec2: EC2Client, region: str, image_ids: Iterable[str]) -> dict[
     found: dict[str, Image] = {}
     with _aws_errors(region, "describe images"):
         for chunk in _chunks(wanted, IDS_PER_CALL):
-            pages = paginator.paginate(
-                Filters=[{"Name": "image-id", "Values": chunk}],
-                IncludeDeprecated=True,
-                IncludeDisabled=True,
-                PaginationConfig={"PageSize": IMAGES_PAGE},
-            )
+            params: dict[str, Any] = {
+                "Filters": [{"Name": "image-id", "Values": chunk}],
+                "IncludeDeprecated": True,
+                "IncludeDisabled": True,
+                "PaginationConfig": {"PageSize": IMAGES_PAGE},
+            }
+            if owners:
+                params["Owners"] = list(owners)
+            pages = paginator.paginate(**params)
             for page in pages:
                 for raw in page.get("Images", []):
                     image = _image(raw, region)

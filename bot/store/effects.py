@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.keys import Keys
 from bot.messages import OutboxItem
+from bot.models import FINISHED, Job, JobState
 
-SENT_TOMBSTONE_S = 7 * 24 * 3600  # an item id sent within a week is not sent again
+SENT_TOMBSTONE_S = 7 * 24 * 3600
+FINISHED_JOB_TTL_S = 30 * 24 * 3600
+RECENT_KEEP = 1000  # an item id sent within a week is not sent again
 AUDIT_MAXLEN = 100_000
 
 _ENQUEUE = """
@@ -44,7 +47,8 @@ class Effects:
     notices: Sequence[OutboxItem] = ()
     work: Sequence[tuple[str, float]] = ()  # (work item, due time)
     audit: Sequence[AuditEntry] = ()
-    unwork: Sequence[str] = field(default_factory=tuple)  # work items no longer due
+    unwork: Sequence[str] = ()  # work items no longer due
+    jobs: Sequence[Job] = ()  # new jobs to store (e.g. the execution of an approved request)
 
     def __add__(self, other: Effects) -> Effects:
         return Effects(
@@ -52,6 +56,7 @@ class Effects:
             work=(*self.work, *other.work),
             audit=(*self.audit, *other.audit),
             unwork=(*self.unwork, *other.unwork),
+            jobs=(*self.jobs, *other.jobs),
         )
 
 
@@ -75,11 +80,13 @@ class EffectWriter:
         """Called after EXEC: wake whoever delivers notices or runs work in this process."""
         if effects.notices:
             self.on_notices()
-        if effects.work:
+        if effects.work or effects.jobs:
             self.on_work()
 
     def write(self, pipe: Any, effects: Effects, now: float | None = None) -> None:
         now = time.time() if now is None else now
+        for job in effects.jobs:
+            self.write_job(pipe, job, previous=None)
         for item in effects.notices:
             self.enqueue(pipe, item, now)
         for member, at in effects.work:
@@ -90,6 +97,29 @@ class EffectWriter:
             fields = {k: str(v) for k, v in entry.__dict__.items()}
             fields["time"] = f"{now:.3f}"
             pipe.xadd(self._keys.audit, fields, maxlen=AUDIT_MAXLEN, approximate=True)
+
+    def write_job(self, pipe: Any, job: Job, previous: Job | None) -> None:
+        """A job document and the index sets derived from its state."""
+        keys = self._keys
+        key = keys.job(job.id)
+        if previous is None or previous.state != job.state:
+            if previous is not None and previous.state not in FINISHED:
+                pipe.hincrby(keys.job_counts, f"{job.kind}|{previous.state}", -1)
+            pipe.hincrby(keys.job_counts, f"{job.kind}|{job.state}", 1)
+        pipe.set(key, json.dumps(job.to_dict()))
+        if job.state in FINISHED:
+            pipe.expire(key, FINISHED_JOB_TTL_S)
+            pipe.srem(keys.jobs_active, job.id)
+            pipe.zadd(keys.jobs_recent, {job.id: job.finished_at or time.time()})
+            pipe.zremrangebyrank(keys.jobs_recent, 0, -RECENT_KEEP - 1)
+        else:
+            pipe.persist(key)
+            pipe.sadd(keys.jobs_active, job.id)
+            pipe.zrem(keys.jobs_recent, job.id)
+        if job.state is JobState.TRACKING:
+            pipe.sadd(keys.jobs_tracking, job.id)
+        else:
+            pipe.srem(keys.jobs_tracking, job.id)
 
     def enqueue(self, pipe: Any, item: OutboxItem, now: float) -> None:
         if not item.created_at:

@@ -16,12 +16,9 @@ from typing import Any
 import redis
 
 from bot.keys import Keys
-from bot.models import FINISHED, Job, JobState
+from bot.models import Job
 from bot.store import guarded
 from bot.store.effects import Effects, EffectWriter
-
-FINISHED_JOB_TTL_S = 30 * 24 * 3600
-RECENT_KEEP = 1000
 
 Change = Callable[[Job], tuple[Job, Effects] | None]
 
@@ -95,26 +92,7 @@ class JobStore:
             return job
 
     def _write(self, pipe: Any, job: Job, effects: Effects, previous: Job | None) -> None:
-        keys = self._keys
-        key = keys.job(job.id)
-        if previous is None or previous.state != job.state:
-            if previous is not None and previous.state not in FINISHED:
-                pipe.hincrby(keys.job_counts, f"{job.kind}|{previous.state}", -1)
-            pipe.hincrby(keys.job_counts, f"{job.kind}|{job.state}", 1)
-        pipe.set(key, json.dumps(job.to_dict()))
-        if job.state in FINISHED:
-            pipe.expire(key, FINISHED_JOB_TTL_S)
-            pipe.srem(keys.jobs_active, job.id)
-            pipe.zadd(keys.jobs_recent, {job.id: job.finished_at or time.time()})
-            pipe.zremrangebyrank(keys.jobs_recent, 0, -RECENT_KEEP - 1)
-        else:
-            pipe.persist(key)
-            pipe.sadd(keys.jobs_active, job.id)
-            pipe.zrem(keys.jobs_recent, job.id)
-        if job.state is JobState.TRACKING:
-            pipe.sadd(keys.jobs_tracking, job.id)
-        else:
-            pipe.srem(keys.jobs_tracking, job.id)
+        self._effects.write_job(pipe, job, previous)
         self._effects.write(pipe, effects)
 
     @guarded

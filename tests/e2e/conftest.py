@@ -1,0 +1,176 @@
+"""Fixtures for the end-to-end tests: real `amibot run --http` processes against the session's
+peers (throwaway redis-server, in-process moto server, fake Slack), one key prefix per test.
+
+`start_bot(**env)` starts a bot (stopped after the test, by PID); when a test fails, every bot's
+log (its stderr and stdout) is attached to the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SIGNING_SECRET
+from tests.e2e.harness import BotProcess, SlackSigner, bot_env
+from tests.peers import MotoServer, RedisServer
+
+BotFactory = Callable[..., BotProcess]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        for bot in getattr(item, "_amibot_bots", []):
+            report.sections.append((f"amibot log: {bot.name} (pid file {bot.log_path})", bot.log_tail(200)))
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_moto_requests() -> None:
+    """The moto server (in this process) logs every request; keep failure reports readable."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def signer() -> SlackSigner:
+    return SlackSigner(SIGNING_SECRET)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="amibot-e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def env_for(redis_srv: RedisServer, slack: Any, moto: MotoServer, prefix: str) -> Callable[..., dict[str, str]]:
+    """The environment of a bot against this test's peers; keyword overrides win."""
+
+    def make(**overrides: str) -> dict[str, str]:
+        return bot_env(
+            secret=SIGNING_SECRET,
+            slack_api_url=slack.api_url,
+            redis_url=redis_srv.url,
+            prefix=prefix,
+            aws_endpoint_url=moto.url,
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+def start_bot(
+    request: pytest.FixtureRequest, env_for: Callable[..., dict[str, str]], workdir: Path, signer: SlackSigner
+) -> Iterator[BotFactory]:
+    """Start real bot processes; every one is stopped (SIGTERM, then SIGKILL) after the test."""
+    bots: list[BotProcess] = []
+    request.node._amibot_bots = bots  # type: ignore[attr-defined]
+
+    def make(name: str | None = None, *, start: bool = True, **env: str) -> BotProcess:
+        bot = BotProcess(name=name or f"bot{len(bots) + 1}", env=env_for(**env), workdir=workdir, signer=signer)
+        bots.append(bot)
+        return bot.start() if start else bot
+
+    yield make
+    for bot in bots:
+        bot.stop()
+
+
+class Gate:
+    """Holds the first `times` calls of a patched moto function until `release()` (at most
+    `limit` seconds), before the call runs or, with `after`, once it has run but before it answers."""
+
+    def __init__(self, times: int = 1, limit: float = 30.0) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self._left = times
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def wrap(self, fn: Callable[..., Any], *, after: bool) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                hold, self._left = self._left > 0, self._left - 1
+            if hold and not after:
+                self._hold()
+            result = fn(*args, **kwargs)
+            if hold and after:
+                self._hold()
+            return result
+
+        return held
+
+    def _hold(self) -> None:
+        self.entered.set()
+        self.released.wait(self._limit)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture
+def moto_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gate]]:
+    """`moto_gate(cls, name, after=False)`: hold calls to moto's `cls.name` (the server runs here)."""
+    gates: list[Gate] = []
+
+    def hold(cls: type, name: str, *, after: bool = False, times: int = 1) -> Gate:
+        gate = Gate(times)
+        monkeypatch.setattr(cls, name, gate.wrap(getattr(cls, name), after=after))
+        gates.append(gate)
+        return gate
+
+    yield hold
+    for gate in gates:
+        gate.release()
+
+
+@dataclass(frozen=True)
+class DescribeImagesCall:
+    at: float  # time.monotonic()
+    access_key: str
+    image_ids: tuple[str, ...]
+    filtered: bool
+
+
+@dataclass
+class DescribeImagesLog:
+    calls: list[DescribeImagesCall] = field(default_factory=list)
+
+    def by(self, access_key: str, since: float = 0.0) -> list[DescribeImagesCall]:
+        """Tracker-style calls (by image id) made with `access_key`."""
+        return [c for c in self.calls if c.access_key == access_key and c.image_ids and c.at >= since]
+
+    def pollers(self, since: float, until: float | None = None) -> set[str]:
+        """Access keys that polled images by id in [since, until]."""
+        end = time.monotonic() if until is None else until
+        return {c.access_key for c in self.calls if c.image_ids and since <= c.at <= end}
+
+
+@pytest.fixture
+def describe_images_log(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> DescribeImagesLog:
+    """Every DescribeImages request moto answers, with the access key that signed it."""
+    from moto.ec2.responses.amis import AmisResponse
+
+    record = DescribeImagesLog()
+    original = AmisResponse.describe_images
+
+    def describe_images(self: Any) -> Any:
+        ids = tuple(self._get_param("ImageIds", []) or ())
+        filters = bool(self._get_param("Filters", []) or self._get_param("Filter", []))
+        record.calls.append(DescribeImagesCall(time.monotonic(), self.get_access_key(), ids, filters))
+        return original(self)
+
+    monkeypatch.setattr(AmisResponse, "describe_images", describe_images)
+    return record
