@@ -76,7 +76,7 @@ class EmulatedAws:
         if self._original_init is not None:
             from moto.ec2.models.amis import Ami
 
-            Ami.__init__ = self._original_init  # type: ignore[method-assign]
+            setattr(Ami, "__init__", self._original_init)  # noqa: B010 (restoring moto's)
             self._original_init = None
         if self._mock is not None:
             self._mock.stop()
@@ -101,7 +101,7 @@ class EmulatedAws:
                 emulation._later(ami)
 
         self._original_init = original
-        Ami.__init__ = init  # type: ignore[method-assign]
+        setattr(Ami, "__init__", init)  # noqa: B010 (moto's class, patched for the demo)
 
     def _later(self, ami: Any) -> None:
         def finish() -> None:

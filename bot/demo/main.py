@@ -285,4 +285,3 @@ def run_demo(
     except KeyboardInterrupt:
         console.say("\n(interrupted)")
         return 130
-

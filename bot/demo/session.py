@@ -179,9 +179,8 @@ class Session:
             if name in ("job", "ami"):
                 found = self.last_mentioned(_JOB_ID if name == "job" else _AMI_ID)
                 if found is None:
-                    raise KeyError(
-                        f"${{{name}}}: the bot has not mentioned a{'n AMI' if name == 'ami' else ' job'} id yet"
-                    )
+                    what = "an AMI" if name == "ami" else "a job"
+                    raise KeyError(f"${{{name}}}: the bot has not mentioned {what} id yet")
                 return found
             known = ", ".join([*self.seeded.instances, "job", "ami"])
             raise KeyError(f"${{{name}}} is not known; known names: {known}")
@@ -315,6 +314,7 @@ class Session:
             return Step()
         started = time.monotonic()
         busy: list[str] = []
+        quiet = False
         while time.monotonic() - started < WAIT_AT_MOST:
             busy = [
                 job.id

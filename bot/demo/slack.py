@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlencode
@@ -280,10 +280,7 @@ class Narrator:
         blocks = _json_list(blocks)
         lines = render.message_lines(text, blocks, number, self.names)
         body = "\n".join(line.strip() for line in lines)
-        if len(lines) == 1:
-            shown = f"{header} {lines[0].strip()}"
-        else:
-            shown = "\n".join([header, *lines])
+        shown = f"{header} {lines[0].strip()}" if len(lines) == 1 else "\n".join([header, *lines])
         return Output(shown, body, private)
 
     def ack(self, payload: Mapping[str, Any], channel: str) -> Callable[[], Output | None]:
@@ -417,7 +414,7 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
 # --- requests into the bot, as Slack sends them --------------------------------------------
 
 
-def signed(body: str, secret: str) -> dict[str, str]:
+def signed(body: str, secret: str) -> dict[str, str | Sequence[str]]:
     """Headers of a request signed the way Slack signs it."""
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)

@@ -8,6 +8,8 @@ the form bodies Slack sends.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -84,14 +86,26 @@ class SlackSigner:
     """Signs bodies as Slack does: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
 
     def __init__(self, secret: str) -> None:
+        self.secret = secret
         self.verifier = SignatureVerifier(secret)
 
-    def headers(self, body: bytes, timestamp: int | None = None, content_type: str | None = None) -> dict[str, str]:
+    def signature(self, body: bytes, timestamp: str) -> str:
+        try:
+            signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
+        except UnicodeDecodeError:  # slack_sdk signs text; Slack (and this) sign the bytes
+            digest = hmac.new(self.secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+            signature = f"v0={digest.hexdigest()}"
+        assert signature is not None
+        return signature
+
+    def headers(
+        self, body: bytes, timestamp: int | None = None, content_type: str | None = None
+    ) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         return {
             "Content-Type": content_type or "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+            "X-Slack-Signature": self.signature(body, ts),
         }
 
 
