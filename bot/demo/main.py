@@ -78,6 +78,8 @@ def quiet_logs(secret_values: Sequence[str]) -> Iterator[None]:
     saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in _NOISY})
     logs.configure("WARNING", secret_values, json_output=False)
     logging.getLogger("moto").setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" when a tick outlasts its interval
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     try:
         yield
     finally:

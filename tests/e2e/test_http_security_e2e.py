@@ -224,80 +224,6 @@ def _form(body: bytes) -> dict[str, str]:
     return dict(parse_qsl(body.decode(), keep_blank_values=True))
 
 
-def test_garbage_payloads_with_a_valid_signature_get_4xx_or_a_clear_answer(
-    start_bot: Callable[..., BotProcess], slack: Any, moto: Any, redis_srv: Any, prefix: str
-) -> None:
-    bot = start_bot()
-    url = slack.new_response_url()
-    payloads: dict[str, tuple[bytes, str | None]] = {
-        "payload= not JSON": (b"payload=%7Bnot+json", None),
-        "payload= JSON of an unknown type": (urlencode({"payload": json.dumps({"type": "weird"})}).encode(), None),
-        "payload= a JSON list": (b"payload=%5B1%2C2%5D", None),
-        "payload= JSON null": (b"payload=null", None),
-        "payload= a JSON number": (b"payload=42", None),
-        "payload= empty": (b"payload=", None),
-        "empty body": (b"", None),
-        "a body of 2 MB": (b"text=" + b"x" * 2_000_000, None),
-        "binary body": (bytes(range(256)) * 4, None),
-        "form of only &&&": (b"&&&=&=", None),
-        "another command": (slash_command_body("create", url, command="/other"), None),
-        "JSON body, not JSON": (b"{not json", "application/json"),
-        "JSON body, a string": (b'"hello"', "application/json"),
-        "JSON body, unknown event": (
-            json.dumps({"type": "event_callback", "event": {"type": "no_such_event"}}).encode(),
-            "application/json",
-        ),
-        "block_actions with an unknown action": (
-            block_actions_body("no_such_action", "x", url),
-            None,
-        ),
-        "block_actions without actions": (
-            urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode(),
-            None,
-        ),
-        "block_actions with actions not a list": (
-            urlencode(
-                {"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}, "actions": "nope"})}
-            ).encode(),
-            None,
-        ),
-        "view_submission of an unknown view": (
-            urlencode(
-                {
-                    "payload": json.dumps(
-                        {"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "nope"}}
-                    )
-                }
-            ).encode(),
-            None,
-        ),
-    }
-    for name, (body, content_type) in payloads.items():
-        resp = bot.post_signed(body, content_type=content_type)
-        assert resp.status < 500, (name, resp)
-        if resp.status == 200 and resp.body:
-            assert "Traceback" not in resp.text, (name, resp)
-
-    # a seeded fuzz of signed bodies: random bytes, random forms, random JSON payloads
-    rng = random.Random(20261127)
-    for n in range(60):
-        kind = n % 3
-        if kind == 0:
-            body = rng.randbytes(rng.randint(0, 400))
-        elif kind == 1:
-            fields = {_junk(rng): _junk(rng) for _ in range(rng.randint(0, 6))}
-            if rng.random() < 0.5:
-                fields["command"] = "/ami"
-            body = urlencode(fields).encode()
-        else:
-            body = urlencode({"payload": json.dumps(_junk_json(rng, 3))}).encode()
-        resp = bot.post_signed(body)
-        assert resp.status < 500, (body[:200], resp)
-
-    assert bot.get("/healthz").status == 200
-    assert_nothing_changed(bot, redis_srv.client(), prefix, moto, slack)
-
-
 def _junk(rng: random.Random) -> str:
     alphabet = "abcxyz/-=&%+ \n\t\"'{}[]:,0123456789“”—\u0000\u202eé💥"
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
@@ -317,6 +243,99 @@ def _junk_json(rng: random.Random, depth: int) -> Any:
         return [_junk_json(rng, depth - 1) for _ in range(rng.randint(0, 3))]
     keys = ["type", "user", "team", "actions", "view", "channel", "container", "response_url", _junk(rng)]
     return {rng.choice(keys): _junk_json(rng, depth - 1) for _ in range(rng.randint(0, 5))}
+
+
+def _payload(data: Any) -> bytes:
+    return urlencode({"payload": json.dumps(data)}).encode()
+
+
+def test_garbage_payloads_with_a_valid_signature_get_4xx_or_a_clear_answer(
+    start_bot: Callable[..., BotProcess], slack: Any, moto: Any, redis_srv: Any, prefix: str
+) -> None:
+    bot = start_bot()
+    url = slack.new_response_url()
+    payloads: dict[str, tuple[bytes, str | None]] = {
+        "payload= not JSON": (b"payload=%7Bnot+json", None),
+        "payload= JSON of an unknown type": (_payload({"type": "weird"}), None),
+        "payload= a JSON list": (_payload([1, 2]), None),
+        "payload= JSON null": (b"payload=null", None),
+        "payload= a JSON number": (b"payload=42", None),
+        "payload= empty": (b"payload=", None),
+        "empty body": (b"", None),
+        "a body of 2 MB": (b"text=" + b"x" * 2_000_000, None),
+        "binary body": (bytes(range(256)) * 4, None),
+        "form of only &&&": (b"&&&=&=", None),
+        "another command": (slash_command_body("create", url, command="/other"), None),
+        "command without user or channel": (b"command=%2Fami&text=help", None),
+        "JSON body, not JSON": (b"{not json", "application/json"),
+        "JSON body, a string": (b'"hello"', "application/json"),
+        "JSON body, unknown event": (
+            json.dumps({"type": "event_callback", "event": {"type": "no_such_event"}}).encode(),
+            "application/json",
+        ),
+        "block_actions with an unknown action": (block_actions_body("no_such_action", "x", url), None),
+        "block_actions without actions": (_payload({"type": "block_actions", "user": {"id": "U1"}}), None),
+        "shortcut nobody listens to": (_payload({"type": "shortcut", "callback_id": "nope"}), None),
+    }
+    problems = []
+    for name, (body, content_type) in payloads.items():
+        resp = bot.post_signed(body, content_type=content_type)
+        if resp.status >= 500 or "Traceback" in resp.text:
+            problems.append(f"{name}: {resp}")
+
+    # a seeded fuzz of signed bodies: random bytes and random forms
+    rng = random.Random(20261127)
+    for n in range(60):
+        if n % 2:
+            body = rng.randbytes(rng.randint(0, 400))
+        else:
+            fields = {_junk(rng): _junk(rng) for _ in range(rng.randint(0, 6))}
+            if rng.random() < 0.5:
+                fields["command"] = "/ami"
+            body = urlencode(fields).encode()
+        resp = bot.post_signed(body)
+        if resp.status >= 500:
+            problems.append(f"fuzz {body[:200]!r}: {resp}")
+    assert not problems, "\n".join(problems)
+
+    assert bot.get("/healthz").status == 200
+    assert_nothing_changed(bot, redis_srv.client(), prefix, moto, slack)
+
+
+def _json_fuzz() -> list[bytes]:
+    rng = random.Random(20261128)
+    return [_payload(_junk_json(rng, 3)) for _ in range(80)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Bolt's matchers and kwargs injection index into interaction payloads without checking "
+    "their shape (actions not a list of objects, a view without a type or not an object); "
+    "the exception becomes HTTP 500 (SPEC: any payload gets a clear message or a 4xx)",
+)
+@pytest.mark.parametrize(
+    "bodies",
+    [
+        [_payload({"type": "block_actions", "user": {"id": "U1"}, "actions": "nope"})],
+        [_payload({"type": "block_actions", "user": {"id": "U1"}, "actions": [1, 2]})],
+        [_payload({"type": "view_submission", "user": {"id": "U1"}, "view": {"callback_id": "nope"}})],
+        [_payload({"type": "view_closed", "view": "nope"})],
+        _json_fuzz(),
+    ],
+    ids=[
+        "actions not a list",
+        "actions not objects",
+        "view without a type",
+        "view not an object",
+        "seeded fuzz of JSON payloads",
+    ],
+)
+def test_malformed_interaction_payloads_get_4xx_not_500(
+    bodies: list[bytes], start_bot: Callable[..., BotProcess]
+) -> None:
+    bot = start_bot()
+    statuses = [bot.post_signed(body).status for body in bodies]
+    assert max(statuses) < 500, statuses
 
 
 # --- Redis outage --------------------------------------------------------------------------
