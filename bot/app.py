@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -23,18 +24,40 @@ from bot.approving import ApprovalSettings, Approving
 from bot.auditing import Auditing
 from bot.aws.clients import AwsClients
 from bot.aws.ec2 import Ec2
-from bot.commands import Audit, Create, Deregister, GrammarContext, Protect, Status, Unprotect
+from bot.commands import (
+    Audit,
+    Copy,
+    Create,
+    CreateModal,
+    Deregister,
+    Describe,
+    GrammarContext,
+    List,
+    Protect,
+    Prune,
+    PruneSchedule,
+    Status,
+    Unprotect,
+)
 from bot.config import Settings
+from bot.context import Caller, Reply
+from bot.copying import Copying, CopySettings
+from bot.create_form import CreateForm
 from bot.creating import CreateSettings, Creating
 from bot.deregistering import Deregistering, DeregisterSettings
+from bot.describing import Describing
 from bot.dispatch import CommandService, Route
+from bot.home import HomeService
 from bot.ids import new_token
+from bot.keeping import NOTICE_TASK, Keeping, KeepSettings
 from bot.keys import Keys
+from bot.listing import Listing
 from bot.messages import OutboxItem
 from bot.metrics import Metrics
 from bot.models import JobKind
 from bot.outbox import Outbox
 from bot.protecting import Protecting
+from bot.pruning import PruneSettings, Pruning, next_run, prune_summary, schedule_text
 from bot.roles import RoleDirectory
 from bot.runner import Runner
 from bot.scheduler import Scheduler
@@ -45,9 +68,10 @@ from bot.store.effects import EffectWriter
 from bot.store.groups import GroupCache
 from bot.store.jobs import JobStore
 from bot.store.leases import Leases
+from bot.store.offers import OfferStore
 from bot.store.outbox import OutboxStore
 from bot.store.work import WorkStore
-from bot.tasks import Tasks
+from bot.tasks import SCHEDULER, Tasks
 from bot.tracker import Tracker, TrackPolicy
 
 log = logging.getLogger(__name__)
@@ -63,6 +87,9 @@ class Services:
     access: Access
     metrics: Metrics
     healthy: Callable[[], bool]
+    create_form: CreateForm
+    home: HomeService
+    keeping: Keeping
 
 
 @dataclass
@@ -129,10 +156,13 @@ def build(
     creating = Creating(
         jobs, ec2, CreateSettings(max_wait=settings.amibot_max_wait.total_seconds()), clock=clock
     )
-    tracker = Tracker(
+    track_policy = TrackPolicy(settings.amibot_notfound_grace.total_seconds(), settings.amibot_notify_channel)
+    tracker = Tracker(jobs, ec2, track_policy, clock=clock)
+    copying = Copying(
         jobs,
         ec2,
-        TrackPolicy(settings.amibot_notfound_grace.total_seconds(), settings.amibot_notify_channel),
+        CopySettings(max_wait=settings.amibot_max_wait.total_seconds(), retry_base=poll_s),
+        track_policy,
         clock=clock,
     )
     approvals = ApprovalStore(redis, keys, effects)
@@ -159,12 +189,38 @@ def build(
         clock=clock,
     )
     protecting = Protecting(tasks, ec2, settings.amibot_protect_tag)
+    prune_channel = settings.approval_channel
+    pruning = Pruning(
+        tasks,
+        approvals,
+        jobs,
+        ec2,
+        PruneSettings(
+            regions=settings.regions,
+            account_regions={alias: tuple(a.regions or ()) for alias, a in settings.amibot_accounts.items()},
+            retention=settings.retention,
+            keep_last=settings.amibot_keep_last,
+            protect_tag=settings.amibot_protect_tag,
+            price_per_gib_month=settings.amibot_price_per_gib_month,
+            approval_channel=prune_channel,
+            approval_ttl=settings.amibot_approval_ttl.total_seconds(),
+        ),
+        clock=clock,
+    )
+    keeping = Keeping(
+        tasks,
+        OfferStore(redis, keys),
+        pruning,
+        roles,
+        KeepSettings(lead_s=settings.amibot_prune_notice.total_seconds(), channel=prune_channel),
+        clock=clock,
+    )
     approving = Approving(
         approvals,
         outbox_store,
         roles,
-        summaries={"deregister": deregister_summary},
-        executors={"deregister": deregistering.job_for},
+        summaries={"deregister": deregister_summary, "prune": prune_summary},
+        executors={"deregister": deregistering.job_for, "prune": pruning.job_for},
         settings=ApprovalSettings(reminder_interval=settings.amibot_reminder_interval.total_seconds()),
         clock=clock,
     )
@@ -190,8 +246,12 @@ def build(
             return None
         if job.kind is JobKind.CREATE:
             return creating.start(job)
+        if job.kind is JobKind.COPY:
+            return copying.start(job)
         if job.kind is JobKind.DEREGISTER:
             return deregistering.execute(job)
+        if job.kind is JobKind.PRUNE:
+            return pruning.execute(job)
         log.error("no runner for job kind", extra={"job": job_id, "kind": str(job.kind)})
         return None
 
@@ -204,15 +264,35 @@ def build(
         clock=clock,
     )
 
-    grammar = GrammarContext(allowed_regions=settings.regions, accounts=frozenset(settings.amibot_accounts))
+    grammar = GrammarContext(
+        allowed_regions=settings.regions,
+        accounts=frozenset(settings.amibot_accounts),
+        account_regions={alias: tuple(a.regions or ()) for alias, a in settings.amibot_accounts.items()},
+    )
     auditing = Auditing(audit)
+    listing = Listing(tasks, ec2, clock=clock)
+    describing = Describing(tasks, ec2, settings.amibot_protect_tag, clock=clock)
+    create_form = CreateForm(grammar, creating, ec2, outbox_store)
     routes: dict[type, Route] = {
         Create: creating.request,
+        Copy: copying.request,
         Status: status.show,
         Deregister: deregistering.request,
         Protect: protecting.request,
         Unprotect: protecting.request,
         Audit: auditing.show,
+        List: listing.request,
+        Describe: describing.request,
+        CreateModal: create_form.open,
+        Prune: pruning.request,
+        PruneSchedule: lambda cmd, caller: Reply(
+            schedule_text(
+                settings.amibot_prune_schedule,
+                settings.amibot_prune_notice,
+                datetime.now(UTC),
+                pruning.policy(),
+            )
+        ),
     }
     commands = CommandService(grammar, routes, roles)
     services = Services(
@@ -222,6 +302,9 @@ def build(
         access=Access(settings.amibot_team_id, frozenset(settings.amibot_allowed_channels)),
         metrics=metrics,
         healthy=lambda: store.ping(redis),
+        create_form=create_form,
+        home=HomeService(jobs, approvals, clock=clock),
+        keeping=keeping,
     )
     metrics.watch("amibot_jobs", "Jobs by kind and state", ["kind", "state"], jobs.counts)
     metrics.watch(
@@ -256,6 +339,13 @@ def build(
             approving.sweep()
 
     scheduler.every("approvals", sweep_s, sweep_if_leader, first_in=sweep_s)
+    crontab = settings.amibot_prune_schedule
+    if crontab and prune_channel:
+        schedule_prune(
+            scheduler, leases, tasks, pruning, crontab, prune_channel, settings.amibot_prune_notice
+        )
+    elif crontab:
+        log.error("AMIBOT_PRUNE_SCHEDULE is set but no approval or notify channel is: scheduled prune is off")
 
     bolt = build_bolt(settings, services, verify_token=verify_token)
     runtime = Runtime(
@@ -274,6 +364,7 @@ def build(
         leases.release("tracker", tracker_token)
 
     runtime._stops.append(release_tracker)
+    runtime._stops.append(create_form.close)
     return runtime
 
 
@@ -291,3 +382,33 @@ def build_bolt(settings: Settings, services: Services, *, verify_token: bool) ->
     )
     register_all(app, services)
     return app
+
+
+def schedule_prune(
+    scheduler: Scheduler,
+    leases: Leases,
+    tasks: Tasks,
+    pruning: Pruning,
+    crontab: str,
+    channel: str,
+    notice: timedelta,
+) -> None:
+    """The scheduled prune and its notice, each claimed once per tick across replicas."""
+    amibot = Caller(user=SCHEDULER, channel=channel)
+
+    def run(fire: datetime) -> None:
+        if leases.claim_tick("prune", fire.isoformat(), ttl_s=86400):
+            pruning.submit(amibot, None, None, None, None, dry_run=False)
+
+    def warn() -> None:
+        now = datetime.now(UTC)
+        nxt = next_run(crontab, now)
+        if (
+            nxt is not None
+            and nxt - notice <= now
+            and leases.claim_tick("prune-notice", nxt.isoformat(), 2 * 86400)
+        ):
+            tasks.submit(NOTICE_TASK, amibot, {"run_at": nxt.isoformat(), "account": None})
+
+    scheduler.cron("prune", crontab, run)
+    scheduler.every("prune-notice", min(3600.0, max(0.2, notice.total_seconds() / 4)), warn)

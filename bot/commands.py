@@ -47,6 +47,7 @@ __all__ = [
     "CreateModal",
     "Deregister",
     "Describe",
+    "FieldErrors",
     "GrammarContext",
     "Help",
     "List",
@@ -55,6 +56,7 @@ __all__ = [
     "PruneSchedule",
     "Status",
     "Unprotect",
+    "create_from_form",
     "help_text",
     "parse",
     "tokenize",
@@ -82,17 +84,32 @@ class GrammarContext:
     allowed_regions: tuple[str, ...]  # AMIBOT_REGIONS; the first is the default region
     accounts: frozenset[str] = frozenset()  # aliases of other accounts (AMIBOT_ACCOUNTS)
     known_regions: frozenset[str] = field(default_factory=regions.known_regions)
+    # alias -> the only regions amibot may use in that account (its `regions:`; absent: all allowed)
+    account_regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_regions", tuple(self.allowed_regions))
         object.__setattr__(self, "accounts", frozenset(self.accounts))
         object.__setattr__(self, "known_regions", frozenset(self.known_regions))
+        object.__setattr__(
+            self,
+            "account_regions",
+            MappingProxyType({alias: tuple(rs) for alias, rs in self.account_regions.items() if rs}),
+        )
         if not self.allowed_regions:
             raise ValueError("GrammarContext needs at least one allowed region")
 
     @property
     def default_region(self) -> str:
         return self.allowed_regions[0]
+
+    def regions_for(self, account: str | None) -> tuple[str, ...]:
+        """The regions amibot may use in an account (its own list within AMIBOT_REGIONS); the first
+        is that account's default region."""
+        own = self.account_regions.get(account or "")
+        if not own:
+            return self.allowed_regions
+        return tuple(r for r in own if r in self.allowed_regions)  # empty: the account is unusable
 
 
 @dataclass(frozen=True)
@@ -861,7 +878,45 @@ def _run(grammar: _Grammar, tokens: list[str], ctx: GrammarContext) -> Command:
     missing = [arg.metavar for arg in grammar.args[len(positionals) :] if arg.required]
     if missing:
         raise _Bad(f"missing {missing[0]}")
+    _account_regions(values, given, ctx)
     return grammar.make(values, ctx)
+
+
+# Options naming the one region a command acts in (the account's first region when not given).
+_REGION_OPTIONS = (("--region", "region"), ("--from", "from_region"))
+
+
+def _account_regions(values: dict[str, Any], given: set[str], ctx: GrammarContext) -> None:
+    """With --account, every region must be one of that account's (its `regions:` in the
+    configuration); a region that was not given becomes the account's first."""
+    account = values.get("account")
+    if not account or account not in ctx.account_regions:
+        return
+    for option, dest in _REGION_OPTIONS:
+        if dest not in values:
+            continue
+        if option in given:
+            _in_account(values[dest], account, ctx)
+        elif values[dest] is not None:  # a default region; None means "every region" (prune)
+            values[dest] = _in_account(None, account, ctx)
+    for region in values.get("to_regions") or ():
+        _in_account(region, account, ctx)
+
+
+def _in_account(region: str | None, account: str, ctx: GrammarContext) -> str:
+    """`region` if the account may be used there (None: the account's default region)."""
+    allowed = ctx.regions_for(account)
+    if not allowed:
+        raise _Bad(
+            f"account {_show(account)} has no region amibot may use: its regions are not in AMIBOT_REGIONS"
+        )
+    if region is None:
+        return allowed[0]
+    if region not in allowed:
+        raise _Bad(
+            f"account {_show(account)} may only be used in {', '.join(allowed)}, not in {_show(region)}"
+        )
+    return region
 
 
 def _parse_help(tokens: list[str]) -> Help:
@@ -901,3 +956,78 @@ def parse(text: str, ctx: GrammarContext) -> Command:
         return _run(grammar, rest, ctx)
     except _Bad as bad:
         raise UserError(bad.message, USAGE[grammar.name]) from None
+
+
+# --------------------------------------------------------------------------- forms
+
+
+class FieldErrors(UserError):
+    """A form with invalid fields: field -> what is wrong, in the words `parse` uses."""
+
+    def __init__(self, errors: Mapping[str, str], usage: str | None = None) -> None:
+        super().__init__("; ".join(errors.values()), usage)
+        self.errors = dict(errors)
+
+
+def create_from_form(
+    ctx: GrammarContext,
+    *,
+    instance_id: str | None,
+    region: str | None,
+    account: str | None,
+    name: str | None,
+    description: str | None,
+    reboot: bool,
+    tags: str | None,
+) -> Create:
+    """The `Create` that the create form describes, checked exactly like `/ami create INSTANCE_ID …`
+    (the same converters and messages). `tags` is one KEY=VALUE per line. Raises `FieldErrors`
+    keyed by "instance_id", "region", "account", "name", "description" or "tags"."""
+    errors: dict[str, str] = {}
+
+    def check(key: str, convert: Callable[[], Any]) -> Any:
+        try:
+            return convert()
+        except _Bad as bad:
+            errors.setdefault(key, bad.message)
+            return None
+
+    chosen_account = check("account", lambda: _account(account, ctx)) if account else None
+    if not instance_id:
+        errors["instance_id"] = "choose an instance"
+    else:
+        check("instance_id", lambda: _instance_id(instance_id, ctx))
+    if not region:
+        errors["region"] = "choose a region"
+    else:
+        chosen = check("region", lambda: _region(region, ctx))
+        if chosen and chosen_account:
+            check("region", lambda: _in_account(chosen, chosen_account, ctx))
+    ami_name = check("name", lambda: _ami_name(name.strip(), ctx)) if name and name.strip() else None
+    text = (
+        check("description", lambda: _text("--description", MAX_DESCRIPTION)(description, ctx))
+        if description and description.strip()
+        else None
+    )
+    pairs: list[tuple[str, str]] = []
+    try:
+        for number, line in enumerate((tags or "").splitlines(), start=1):
+            if line.strip():
+                try:
+                    pairs.append(_image_tag(line.strip(), ctx))
+                except _Bad as bad:
+                    raise _Bad(f"line {number}: {bad.message}") from None
+        _check_tags(tuple(pairs), MAX_USER_TAGS)
+    except _Bad as bad:
+        errors["tags"] = bad.message
+    if errors:
+        raise FieldErrors(errors, USAGE["create"])
+    return Create(
+        instance_id=str(instance_id),
+        name=ami_name,
+        description=text,
+        reboot=reboot,
+        tags=tuple(pairs),
+        region=str(region).strip().lower(),
+        account=chosen_account,
+    )

@@ -74,7 +74,7 @@ class Account(BaseModel):
 
     role_arn: str
     external_id: str | None = None
-    regions: list[str] | None = None  # None: AMIBOT_REGIONS
+    regions: list[str] | None = None  # None: AMIBOT_REGIONS; else the only ones of them used here
 
     @field_validator("role_arn")
     @classmethod
@@ -282,9 +282,16 @@ def _cross_checks(settings: Settings) -> list[str]:
     if settings.amibot_team_id is not None and not re.match(r"^T[A-Z0-9]{2,}$", settings.amibot_team_id):
         problems.append(f"AMIBOT_TEAM_ID={settings.amibot_team_id!r}: expected a workspace id like T0123ABCD")
     for alias, account in settings.amibot_accounts.items():
+        if account.regions is not None and not account.regions:
+            problems.append(f"AMIBOT_ACCOUNTS.{alias}.regions=[]: list at least one region, or leave it out")
         for region in account.regions or ():
             if region not in known_regions():
                 problems.append(f"AMIBOT_ACCOUNTS.{alias}.regions={region!r}: not an AWS region")
+            elif settings.regions and region not in settings.regions:
+                problems.append(
+                    f"AMIBOT_ACCOUNTS.{alias}.regions={region!r}: not in AMIBOT_REGIONS "
+                    f"({', '.join(settings.regions)}); an account's regions narrow AMIBOT_REGIONS"
+                )
     if settings.amibot_max_wait <= timedelta(0) or settings.amibot_approval_ttl <= timedelta(0):
         problems.append("AMIBOT_MAX_WAIT / AMIBOT_APPROVAL_TTL: expected a positive duration")
     return problems

@@ -27,7 +27,8 @@ from bot.ids import new_job_id
 from bot.images import Image
 from bot.messages import Delivery, OutboxItem
 from bot.models import Job, JobKind, JobState
-from bot.notices import account_note
+from bot.notices import account_note, in_account
+from bot.snapshots import delete_unshared, shared_with
 from bot.store.approvals import ApprovalStore
 from bot.store.effects import AuditEntry, Effects
 from bot.store.jobs import JobStore
@@ -36,7 +37,6 @@ from bot.tasks import Task, Tasks
 log = logging.getLogger(__name__)
 
 CHECK_TASK = "deregister-check"
-SNAPSHOT_IN_USE_RETRIES = 12
 SHOW_USES = 5
 
 
@@ -117,7 +117,9 @@ class Deregistering:
             region=cmd.region,
         )
         self._tasks.submit(CHECK_TASK, caller, payload, Effects(audit=[audit]))
-        return Reply(f"🔎 Checking `{cmd.ami_id}` in {cmd.region} before asking for approval…")
+        return Reply(
+            f"🔎 Checking `{cmd.ami_id}` in {cmd.region}{in_account(cmd.account)} before asking for approval…"
+        )
 
     # worker: the checks, then the approval ------------------------------------------------------
 
@@ -143,7 +145,8 @@ class Deregistering:
                 account=account or "",
                 region=region,
             )
-            return Effects(notices=[task.answer(f"⛔ Not deregistering `{image_id}`: {why}")], audit=[audit])
+            text = f"⛔ Not deregistering `{image_id}` in {region}{in_account(account)}: {why}"
+            return Effects(notices=[task.answer(text)], audit=[audit])
         now = self._clock()
         approval = Approval(
             id=approval_id_for(task.id),
@@ -185,7 +188,8 @@ class Deregistering:
             notices=[
                 task.answer(
                     f"📨 Approval `{approval.id}` requested in <#{channel}>: an approver must approve "
-                    f"before `{image_id}` is deregistered. `/ami status` shows it; you can cancel it there."
+                    f"before `{image_id}` is deregistered in {region}{in_account(account)}. "
+                    "`/ami status` shows it; you can cancel it there."
                 )
             ]
         )
@@ -263,50 +267,24 @@ class Deregistering:
         todo = [s["id"] for s in job.params.get("snapshots", []) if s["id"] not in outcomes]
         if not todo:
             return None
-        shared = self._shared(account, region, job.params["image_id"], todo)
-        existing = self._ec2.existing_snapshots(account, region, todo)
+        others = self._ec2.own_images(account, region)
         attempts = int(r.get("snapshot_attempts", 0))
-        waiting = False
-        for snapshot_id in todo:
-            if snapshot_id in shared:
-                outcomes[snapshot_id] = f"kept: still used by {shared[snapshot_id]}"
-            elif snapshot_id not in existing:
-                by_aws = r.get("aws_snapshot_results", {}).get(snapshot_id) == "success"
-                outcomes[snapshot_id] = "deleted" if by_aws else "deleted (already gone)"
-            else:
-                try:
-                    self._ec2.delete_snapshot(account, region, snapshot_id)
-                    outcomes[snapshot_id] = "deleted"
-                except AwsError as exc:
-                    if exc.code == "InvalidSnapshot.InUse" and attempts < SNAPSHOT_IN_USE_RETRIES:
-                        waiting = True  # deregistration is still settling: try again shortly
-                    elif exc.code == "InvalidSnapshot.NotFound":
-                        outcomes[snapshot_id] = "deleted (already gone)"
-                    elif exc.retryable:
-                        waiting = True
-                    else:
-                        outcomes[snapshot_id] = f"failed: {exc.message}"
-        r["snapshots"] = outcomes
-        if waiting:
+        done, retry = delete_unshared(
+            self._ec2,
+            account,
+            region,
+            todo,
+            shared=shared_with(others, {job.params["image_id"]}, todo),
+            deleted_by_aws=r.get("aws_snapshot_results", {}),
+            attempt=attempts,
+        )
+        r["snapshots"] = {**outcomes, **done}
+        if retry:  # deregistration is still settling (InvalidSnapshot.InUse): try again shortly
             r["snapshot_attempts"] = attempts + 1
             self._save(job, r)
             return self._clock() + min(60.0, 2.0 ** (attempts + 1))
         self._save(job, r)
         return None
-
-    def _shared(
-        self, account: str | None, region: str, image_id: str, snapshot_ids: list[str]
-    ) -> dict[str, str]:
-        """Snapshots another image of the account still uses -> that image's id."""
-        wanted = set(snapshot_ids)
-        shared: dict[str, str] = {}
-        for image in self._ec2.own_images(account, region):
-            if image.image_id == image_id:
-                continue
-            for snap in image.snapshots:
-                if snap.snapshot_id in wanted:
-                    shared.setdefault(snap.snapshot_id, image.image_id)
-        return shared
 
     def _save(self, job: Job, result: dict[str, Any]) -> None:
         self._jobs.update(

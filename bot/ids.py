@@ -15,16 +15,27 @@ class ActionId(StrEnum):
     APPROVE = "ami_approve"
     REJECT = "ami_reject"
     CANCEL = "ami_cancel"
+    HOME_REFRESH = "ami_home_refresh"
+    KEEP = "ami_keep"
 
 
 class CallbackId(StrEnum):
     """Every view (modal) callback amibot handles."""
 
     REJECT_MODAL = "ami_reject_modal"
+    CREATE_MODAL = "ami_create_modal"
+
+
+class OptionsId(StrEnum):
+    """Every external select whose options amibot serves (block_suggestion requests)."""
+
+    CREATE_INSTANCE = "ami_create_instance"
 
 
 class Event(StrEnum):
     """Every Events API event amibot subscribes to (must match manifest.yml)."""
+
+    APP_HOME_OPENED = "app_home_opened"
 
 
 JOB_ID = re.compile(r"^j-[0-9a-f]{6}$")

@@ -79,6 +79,10 @@ class Keys:
     def usergroup(self, group_id: str) -> str:
         return self._k("usergroup", group_id)
 
+    def offer(self, token: str) -> str:
+        """What a Keep button keeps (account, region, AMI)."""
+        return self._k("offer", token)
+
     # audit
     @property
     def audit(self) -> str:

@@ -32,6 +32,7 @@ class OutboxItem:
     created_at: float = 0.0
     sending_since: float | None = None  # set just before the Slack call; see Outbox
     attempts: int = 0
+    followups: tuple[str, ...] = ()  # POST: texts posted as thread replies once it has landed
 
     @property
     def dest(self) -> str:
@@ -46,7 +47,16 @@ class OutboxItem:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutboxItem:
-        return cls(**{**data, "kind": Delivery(data["kind"])})
+        return cls(**{**data, "kind": Delivery(data["kind"]), "followups": tuple(data.get("followups", ()))})
+
+    def thread_replies(self, channel: str, ts: str) -> tuple[OutboxItem, ...]:
+        """The follow-ups of a landed message, as replies in its thread (in order)."""
+        return tuple(
+            OutboxItem(
+                id=f"{self.id}:followup:{n}", kind=Delivery.POST, text=text, channel=channel, thread_ts=ts
+            )
+            for n, text in enumerate(self.followups, start=1)
+        )
 
     def redirected(self, user: str) -> OutboxItem:
         """The same notice as a direct message to `user`."""

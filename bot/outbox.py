@@ -149,7 +149,8 @@ class Outbox:
                 break
             outcome = self._deliver(item)
             if isinstance(outcome, Sent):
-                self._store.finish(item, "sent")
+                replies = item.thread_replies(outcome.channel, outcome.ts) if outcome.ts else ()
+                self._store.finish(item, "sent", then=replies)
                 self._after_sent(item, outcome)
                 count += 1
             elif isinstance(outcome, Redirect):

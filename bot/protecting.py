@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.aws.ec2 import Ec2
 from bot.commands import Protect, Unprotect
 from bot.context import Caller, Reply
+from bot.notices import in_account
 from bot.store.effects import AuditEntry, Effects
 from bot.tasks import Task, Tasks
 
@@ -22,11 +23,11 @@ class Protecting:
         protect = isinstance(cmd, Protect)
         payload = {"image_id": cmd.ami_id, "region": cmd.region, "account": cmd.account, "protect": protect}
         self._tasks.submit(TASK, caller, payload)
-        verb = "Protecting" if protect else "Unprotecting"
+        where = f"{cmd.region}{in_account(cmd.account)}"
         return Reply(
-            f"🔒 {verb} `{cmd.ami_id}` in {cmd.region}…"
+            f"🔒 Protecting `{cmd.ami_id}` in {where}…"
             if protect
-            else f"🔓 {verb} `{cmd.ami_id}` in {cmd.region}…"
+            else f"🔓 Unprotecting `{cmd.ami_id}` in {where}…"
         )
 
     def run(self, task: Task) -> Effects:
@@ -36,16 +37,20 @@ class Protecting:
         if image is None:
             return Effects(
                 notices=[
-                    task.answer(f"⚠️ image {image_id} not found in {region}, or not owned by this account")
+                    task.answer(
+                        f"⚠️ image {image_id} not found in {region}{in_account(account)}, "
+                        "or not owned by this account"
+                    )
                 ]
             )
         self._ec2.tag_image(account, region, image_id, self._tag, task.user if protect else None)
         action = "protect" if protect else "unprotect"
         text = (
-            f"🔒 `{image_id}` ({image.name}) is protected: tag `{self._tag}` set; "
-            "prune and deregister will skip it."
+            f"🔒 `{image_id}` ({image.name}) in {region}{in_account(account)} is protected: "
+            f"tag `{self._tag}` set; prune and deregister will skip it."
             if protect
-            else f"🔓 `{image_id}` ({image.name}) is no longer protected: tag `{self._tag}` removed."
+            else f"🔓 `{image_id}` ({image.name}) in {region}{in_account(account)} is no longer protected: "
+            f"tag `{self._tag}` removed."
         )
         audit = AuditEntry(
             actor=task.user, action=f"image.{action}", target=image_id, account=account or "", region=region

@@ -72,11 +72,8 @@ DEFAULT_FAMILY_TAG = "amibot:family"
 DEFAULT_PROTECT_TAG = "amibot:keep"
 PLAN_FORMAT = 1  # version of the `Plan.to_dict` layout
 
-_VERSION = r"v?\d+(?:t\d+)?z?"
-_VERSION_WORD = re.compile(_VERSION, re.IGNORECASE)
-# separators, each run followed by a version word or by nothing, up to the end of the name;
-# separators and digits are disjoint, so the search is linear per start position.
-_VERSION_SUFFIX = re.compile(rf"(?:[-_. ]+(?:{_VERSION})?)+$", re.IGNORECASE)
+_SEPARATORS = re.compile(r"([-_. ]+)")
+_VERSION_WORD = re.compile(r"v?\d+(?:t\d+)?z?", re.IGNORECASE)
 
 AVAILABLE = "available"
 _PRUNABLE_STATES = frozenset({AVAILABLE, "failed", "error"})
@@ -96,11 +93,12 @@ def family_of(image: Image, family_tag: str = DEFAULT_FAMILY_TAG) -> str:
 
 def _strip_version(name: str) -> str:
     """`name` without its trailing version words; `name` itself if nothing would be left."""
-    suffix = _VERSION_SUFFIX.search(name)  # the leftmost match is the longest suffix
-    stem = name[: suffix.start()] if suffix else name
-    if not stem or _VERSION_WORD.fullmatch(stem):  # the name is only a version
-        return name
-    return stem
+    parts = _SEPARATORS.split(name)  # word, separator, word, ..., word (linear, no backtracking)
+    end = len(parts)
+    while end > 0 and (parts[end - 1] == "" or _VERSION_WORD.fullmatch(parts[end - 1])):
+        end -= 2  # drop the word (possibly empty) and the separator before it
+    stem = "".join(parts[: max(end, 0)])
+    return stem or name
 
 
 # --- policy and results ---------------------------------------------------------------------
@@ -291,7 +289,7 @@ def _unique(images: Iterable[Image]) -> list[Image]:
 
 def _by_newest(images: Iterable[Image]) -> list[Image]:
     """Newest first; equal creation dates by image id (smaller first)."""
-    ranked = sorted(images, key=lambda i: i.image_id)
+    ranked = list(images)
     ranked.sort(key=lambda i: i.creation_date, reverse=True)  # stable: keeps the id order
     return ranked
 

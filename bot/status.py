@@ -26,7 +26,8 @@ SHOW_AT_MOST = 20
 def approval_line(approval: Approval) -> str:
     what = approval.subject.get("image_id") or approval.subject.get("summary") or ""
     return (
-        f"`{approval.id}` {approval.kind} {what} in {approval.region or 'all regions'} — asked by "
+        f"`{approval.id}` {approval.kind} {what} in {approval.region or 'all regions'}"
+        f"{notices.in_account(approval.account)} — asked by "
         f"<@{approval.requester}>, expires {notices.when(approval.expires_at)}"
     )
 

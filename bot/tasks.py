@@ -16,12 +16,18 @@ from bot.context import Caller
 from bot.errors import AmibotError, AwsError
 from bot.ids import new_token
 from bot.messages import Delivery, OutboxItem
+from bot.notices import in_account
 from bot.store.effects import Effects
 from bot.store.work import WorkStore
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+SCHEDULER = "amibot"  # the requester of work amibot starts on its own
+
+
+def is_person(user: str) -> bool:
+    return user.startswith(("U", "W"))
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,21 @@ class Task:
     def caller(self) -> Caller:
         return Caller(user=self.user, channel=self.channel, team=self.team, response_url=self.response_url)
 
+    @property
+    def account_note(self) -> str:
+        return in_account(self.payload.get("account"))
+
     def answer(
         self, text: str, blocks: list[dict[str, Any]] | None = None, *, key: str = "answer"
     ) -> OutboxItem:
-        """The task's reply to the person who asked (ephemeral; a DM if the response URL is dead)."""
+        """The task's reply to the person who asked (ephemeral; a DM if the response URL is dead).
+
+        Tasks amibot starts itself (the prune schedule) have no person: they answer in their channel.
+        """
+        if not self.response_url and not is_person(self.user):
+            return OutboxItem(
+                id=f"task:{self.id}:{key}", kind=Delivery.POST, text=text, blocks=blocks, channel=self.channel
+            )
         return OutboxItem(
             id=f"task:{self.id}:{key}",
             kind=Delivery.RESPOND,
@@ -111,8 +128,8 @@ class Tasks:
             if exc.retryable and task.attempts + 1 < MAX_ATTEMPTS:
                 self._work.put_task(task_id, {**data, "attempts": task.attempts + 1}, Effects())
                 return self._clock() + min(60.0, 2.0 ** (task.attempts + 1))
-            effects = Effects(notices=[task.answer(f"❌ {exc.message}")])
+            effects = Effects(notices=[task.answer(f"❌ {exc.message}{task.account_note}")])
         except AmibotError as exc:
-            effects = Effects(notices=[task.answer(f"⚠️ {exc.message}")])
+            effects = Effects(notices=[task.answer(f"⚠️ {exc.message}{task.account_note}")])
         self._work.finish_task(task_id, effects)
         return None

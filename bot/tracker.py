@@ -18,8 +18,8 @@ from functools import partial
 from bot.aws.ec2 import Ec2
 from bot.errors import AmibotError
 from bot.images import Image
-from bot.models import Job, JobState, Target, TargetState
-from bot.notices import image_notices
+from bot.models import Job, JobKind, JobState, Target, TargetState
+from bot.notices import copy_summary, image_notices
 from bot.store.effects import AuditEntry, Effects
 from bot.store.jobs import JobStore
 
@@ -99,7 +99,15 @@ def _finish(job: Job, target: Target, now: float, policy: TrackPolicy) -> tuple[
     )
     if all(t.done for t in job.targets):
         job = job.to(_final_state(job.targets), finished_at=now)
+        if job.kind is JobKind.COPY:  # one summary of every destination region
+            effects += Effects(notices=copy_summary(job, policy.notify_channel))
     return job, effects
+
+
+def finish_target(job: Job, target: Target, now: float, policy: TrackPolicy) -> tuple[Job, Effects]:
+    """A target that ended before it was tracked (e.g. AWS refused its copy): the same notices,
+    audit and job completion as one the tracker saw finish (pure)."""
+    return _finish(job, target, now, policy)
 
 
 def _final_state(targets: Iterable[Target]) -> JobState:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
-from handlers import actions, commands, guard, views
+from handlers import actions, commands, guard, home, options, views
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -21,3 +21,5 @@ def register_all(app: App, services: Services) -> None:
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    options.register(app, services)
+    home.register(app, services)

@@ -74,3 +74,13 @@ def register(app: App, services: Services) -> None:
             return None
 
         tell_failure(respond, answer(open_modal))
+
+    @app.action(ActionId.KEEP)
+    def on_keep(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        caller = clicker(body)
+
+        def keep() -> None:
+            services.keeping.keep(value_of(body), caller)
+
+        tell_failure(respond, answer(keep))

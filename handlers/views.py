@@ -1,4 +1,4 @@
-"""Modal submissions: the reason of a rejection."""
+"""Modal submissions: the reason of a rejection; the create form (errors shown on its fields)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from slack_bolt import Ack, App
 from bot.approval_messages import REASON_BLOCK
 from bot.approvals import Decision
 from bot.context import Caller
+from bot.create_form import INSTANCE, read_form
 from bot.ids import CallbackId
 from handlers.replies import answer
 
@@ -46,3 +47,20 @@ def register(app: App, services: Services) -> None:
                 services.approving.tell(caller, text)
 
             answer(tell)
+
+    @app.view(CallbackId.CREATE_MODAL)
+    def on_create_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        caller = submitter(body)
+        form = read_form(view)
+        errors: dict[str, str] = {}
+
+        def submit() -> None:
+            errors.update(services.create_form.submit(form, caller))
+
+        failure = answer(submit)
+        if failure is not None:
+            errors = {INSTANCE: failure.text}
+        if errors:
+            ack(response_action="errors", errors=errors)
+        else:
+            ack()  # closes the form; the answer comes through the command's response URL or a DM

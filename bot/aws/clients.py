@@ -33,6 +33,13 @@ RETRY_CONFIG = Config(
     read_timeout=30,
     max_pool_connections=32,
 )
+# For calls Slack waits on (the options of an external select must arrive within 3 s): one try.
+QUICK_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1},
+    connect_timeout=1,
+    read_timeout=2,
+    max_pool_connections=8,
+)
 
 
 class AwsClients:
@@ -56,11 +63,15 @@ class AwsClients:
     def autoscaling(self, account: str | None, region: str) -> AutoScalingClient:
         return self._client("autoscaling", account, region)  # type: ignore[no-any-return,unused-ignore]
 
+    def ec2_quick(self, account: str | None, region: str) -> EC2Client:
+        """An EC2 client with short timeouts and no retries, for answers Slack waits on."""
+        return self._client("ec2", account, region, quick=True)  # type: ignore[no-any-return,unused-ignore]
+
     def account_label(self, account: str | None) -> str:
         return account or "default"
 
-    def _client(self, service: str, account: str | None, region: str) -> Any:
-        key = (service, account or "", region)
+    def _client(self, service: str, account: str | None, region: str, *, quick: bool = False) -> Any:
+        key = (service + ("/quick" if quick else ""), account or "", region)
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -68,7 +79,8 @@ class AwsClients:
             client = self._clients.get(key)
             if client is None:
                 session: Any = self._session(account)
-                client = session.client(service, region_name=region, config=RETRY_CONFIG)
+                config = QUICK_CONFIG if quick else RETRY_CONFIG
+                client = session.client(service, region_name=region, config=config)
                 if self._on_call is not None:
                     self._hook(client, service)
                 self._clients[key] = client

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bot.aws import inventory
@@ -14,6 +16,21 @@ from bot.images import Image
 
 JOB_TAG = "amibot:job"
 REQUESTER_TAG = "amibot:requested-by"
+# Instances offered by the create form's picker (Slack shows at most 100 options).
+INSTANCE_PICKER_PAGE = 100
+_INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    instance_id: str
+    name: str
+    state: str
+    instance_type: str = ""
+
+    def matches(self, query: str) -> bool:
+        q = query.strip().lower()
+        return not q or q in self.name.lower() or self.instance_id.startswith(q)
 
 
 @contextmanager
@@ -77,6 +94,46 @@ class Ec2:
         with aws_errors(region, "create the image"):
             return str(ec2.create_image(**params)["ImageId"])
 
+    def copy_image(
+        self,
+        account: str | None,
+        region: str,
+        *,
+        source_image_id: str,
+        source_region: str,
+        name: str,
+        description: str | None,
+        encrypted: bool,
+        kms_key: str | None,
+        client_token: str,
+    ) -> str:
+        """CopyImage, called in the destination `region`. The same `client_token` with the same
+        parameters returns the first call's image instead of making a second copy."""
+        ec2 = self._clients.ec2(account, region)
+        params: dict[str, Any] = {
+            "SourceImageId": source_image_id,
+            "SourceRegion": source_region,
+            "Name": name,
+            "CopyImageTags": True,
+            "ClientToken": client_token,
+        }
+        if description:
+            params["Description"] = description
+        if encrypted:
+            params["Encrypted"] = True
+            if kms_key:
+                params["KmsKeyId"] = kms_key
+        with aws_errors(region, f"copy {source_image_id} from {source_region}"):
+            return str(ec2.copy_image(**params)["ImageId"])
+
+    def tag_resource(
+        self, account: str | None, region: str, resource_id: str, tags: Mapping[str, str]
+    ) -> None:
+        """Set several tags on one resource in one CreateTags call."""
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, f"tag {resource_id}"):
+            ec2.create_tags(Resources=[resource_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
     def images(self, account: str | None, region: str, image_ids: Sequence[str]) -> dict[str, Image]:
         """Images by id, batched (one DescribeImages per 200 ids); missing ids are absent."""
         ec2 = self._clients.ec2(account, region)
@@ -87,8 +144,54 @@ class Ec2:
         ec2 = self._clients.ec2(account, region)
         return inventory.images_by_id(ec2, region, [image_id], owners=["self"]).get(image_id)
 
-    def own_images(self, account: str | None, region: str) -> list[Image]:
-        return inventory.own_images(self._clients.ec2(account, region), region)
+    def own_images(
+        self,
+        account: str | None,
+        region: str,
+        *,
+        name_pattern: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> list[Image]:
+        """The account's images in `region`, every page; only those whose name matches `name_pattern`
+        (EC2's wildcards * and ?) and that carry every tag of `tags`, when given (EC2 filters)."""
+        filters: list[Any] = [{"Name": "name", "Values": [name_pattern]}] if name_pattern else []
+        filters += [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags]
+        return inventory.own_images(self._clients.ec2(account, region), region, filters)
+
+    def instance_image_ids(self, account: str | None, region: str) -> set[str]:
+        """AMIs that non-terminated instances run (one paginated DescribeInstances sweep)."""
+        return inventory.instance_image_ids(self._clients.ec2(account, region), region)
+
+    def find_instances(
+        self, account: str | None, region: str, query: str, *, limit: int = INSTANCE_PICKER_PAGE
+    ) -> list[InstanceSummary]:
+        """Non-terminated instances whose Name tag contains `query` or whose id starts with it, for a
+        picker Slack waits on: ONE page of at most `limit` from a client with short timeouts and no
+        retries (a picker shows the first matches; typing more narrows them)."""
+        q = query.strip()
+        filters: list[Any] = [{"Name": "instance-state-name", "Values": list(inventory.LIVE_INSTANCE_STATES)}]
+        if _INSTANCE_ID.fullmatch(q):
+            filters.append({"Name": "instance-id", "Values": [q]})
+        elif q and not q.startswith("i-"):
+            # tag filters are case-sensitive: ask for the common spellings of the text (ORed)
+            spellings = dict.fromkeys((q, q.lower(), q.upper(), q.capitalize(), q.title()))
+            filters.append({"Name": "tag:Name", "Values": [f"*{s}*" for s in spellings]})
+        ec2 = self._clients.ec2_quick(account, region)
+        with aws_errors(region, "list instances"):
+            page = ec2.describe_instances(Filters=filters, MaxResults=max(5, min(1000, limit)))
+        found: list[InstanceSummary] = []
+        for reservation in page.get("Reservations", []):
+            for raw in reservation.get("Instances", []):
+                name = next((t.get("Value", "") for t in raw.get("Tags", []) if t.get("Key") == "Name"), "")
+                summary = InstanceSummary(
+                    instance_id=raw["InstanceId"],
+                    name=name,
+                    state=raw.get("State", {}).get("Name", ""),
+                    instance_type=raw.get("InstanceType", ""),
+                )
+                if summary.matches(q):
+                    found.append(summary)
+        return sorted(found, key=lambda i: (i.name.lower() or "~", i.instance_id))[:limit]
 
     def uses(
         self, account: str | None, region: str, image_ids: Sequence[str] | None = None

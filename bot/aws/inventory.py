@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import (
         DescribeLaunchTemplateVersionsRequestPaginateTypeDef,
         DescribeLaunchTemplateVersionsResultTypeDef,
+        FilterTypeDef,
         ImageTypeDef,
     )
 
-__all__ = ["Usage", "find_uses", "images_by_id", "own_images"]
+__all__ = ["Usage", "find_uses", "images_by_id", "instance_image_ids", "own_images"]
 
 # Largest page each list call allows; AWS may still return fewer items and a NextToken.
 IMAGES_PAGE = 1000
@@ -69,17 +70,20 @@ class Usage:
 # Images
 
 
-def own_images(ec2: EC2Client, region: str) -> list[Image]:
-    """Every image the account owns in `region`, disabled ones included (their snapshots still cost)."""
+def own_images(ec2: EC2Client, region: str, filters: Sequence[FilterTypeDef] = ()) -> list[Image]:
+    """Every image the account owns in `region` (that matches `filters`, EC2's own filters such as
+    `name` or `tag:KEY`), disabled ones included (their snapshots still cost)."""
     paginator = ec2.get_paginator("describe_images")
+    params: dict[str, Any] = {
+        "Owners": ["self"],
+        "IncludeDisabled": True,
+        "PaginationConfig": {"PageSize": IMAGES_PAGE},
+    }
+    if filters:
+        params["Filters"] = list(filters)
     with _aws_errors(region, "list images"):
-        return [
-            _image(raw, region)
-            for page in paginator.paginate(
-                Owners=["self"], IncludeDisabled=True, PaginationConfig={"PageSize": IMAGES_PAGE}
-            )
-            for raw in page.get("Images", [])
-        ]
+        pages = paginator.paginate(**params)
+        return [_image(raw, region) for page in pages for raw in page.get("Images", [])]
 
 
 def images_by_id(
@@ -223,6 +227,16 @@ def _natural(text: str) -> tuple[tuple[int, str], ...]:
 
 
 # ---- instances
+
+
+def instance_image_ids(ec2: EC2Client, region: str) -> set[str]:
+    """AMIs that non-terminated instances run, from one paginated DescribeInstances sweep (the cheap
+    part of `find_uses`: no launch templates, launch configurations or auto scaling groups)."""
+    calls = _Counter()
+    found = _Found()
+    with _aws_errors(region, "list instances"):
+        _add_instances(ec2, calls, found)
+    return set(found.usage(calls.count, None).uses)
 
 
 def _add_instances(ec2: EC2Client, calls: _Counter, found: _Found) -> None:

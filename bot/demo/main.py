@@ -24,7 +24,7 @@ START_CHANNEL = "CGENERAL"
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 AVAILABLE_AFTER = 4.0  # seconds a new image stays pending
 EXPECT_TIMEOUT = 20.0  # seconds `expect` waits for output
-BUNDLED = {"example": "create.txt", "create": "create.txt"}
+BUNDLED = {"example": "create.txt", "create": "create.txt", "deregister": "deregister.txt"}
 _NOISY = ("botocore", "boto3", "urllib3", "apscheduler", "slack_bolt", "slack_sdk", "waitress", "moto")
 
 

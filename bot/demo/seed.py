@@ -22,7 +22,7 @@ from bot.demo.aws import EmulatedAws
 
 @dataclass(frozen=True)
 class SeedImage:
-    key: str  # how the seed refers to it, e.g. "web-golden@us-east-1#16"
+    key: str  # how scripts refer to it: `${web-golden-16d}`, `${web-golden-16d@eu-west-1}`
     family: str
     region: str
     age_days: float
@@ -39,8 +39,17 @@ class SeedInstance:
     tags: tuple[tuple[str, str], ...] = ()
 
 
+HOME_REGION = "us-east-1"
+
+
+def image_key(family: str, region: str, age_days: float) -> str:
+    """`web-golden-16d` (16 days old, in us-east-1), `web-golden-16d@eu-west-1` elsewhere."""
+    key = f"{family}-{age_days:g}d"
+    return key if region == HOME_REGION else f"{key}@{region}"
+
+
 def _family(family: str, region: str, ages: Sequence[float], description: str) -> list[SeedImage]:
-    return [SeedImage(f"{family}@{region}#{age:g}", family, region, age, description) for age in ages]
+    return [SeedImage(image_key(family, region, age), family, region, age, description) for age in ages]
 
 
 PROTECT = (("amibot:keep", "true"), ("reason", "release 1.0, kept for audits"))
@@ -49,15 +58,15 @@ IMAGES: tuple[SeedImage, ...] = (
     *_family("web-golden", "us-east-1", (2, 16, 37, 64, 95, 131), "Golden image for the web tier (Packer)"),
     *_family("web-golden", "eu-west-1", (16, 64), "Golden image for the web tier (Packer), copied"),
     *_family("api-base", "us-east-1", (9, 45, 88), "Base image for the API service"),
-    SeedImage("api-base@us-east-1#150", "api-base", "us-east-1", 150, "API 1.0 release", PROTECT),
+    SeedImage("api-base-150d", "api-base", "us-east-1", 150, "API 1.0 release", PROTECT),
     *_family("batch-worker", "us-east-1", (30, 120), "Batch worker with the job runner"),
 )
 
 INSTANCES: tuple[SeedInstance, ...] = (
-    SeedInstance("web-1", "us-east-1", "web-golden@us-east-1#16", tags=(("team", "web"),)),
-    SeedInstance("api-1", "us-east-1", "api-base@us-east-1#45", tags=(("team", "api"),)),
-    SeedInstance("batch-1", "us-east-1", "batch-worker@us-east-1#30", "c6i.large", (("team", "data"),)),
-    SeedInstance("web-eu-1", "eu-west-1", "web-golden@eu-west-1#16", tags=(("team", "web"),)),
+    SeedInstance("web-1", "us-east-1", "web-golden-16d", tags=(("team", "web"),)),
+    SeedInstance("api-1", "us-east-1", "api-base-45d", tags=(("team", "api"),)),
+    SeedInstance("batch-1", "us-east-1", "batch-worker-30d", "c6i.large", (("team", "data"),)),
+    SeedInstance("web-eu-1", "eu-west-1", "web-golden-16d@eu-west-1", tags=(("team", "web"),)),
 )
 
 

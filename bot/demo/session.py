@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from slack_bolt.request import BoltRequest
 
+from bot.demo.render import mrkdwn
 from bot.demo.slack import (
     PEOPLE,
+    REFUSALS,
     TEAM_ID,
+    Button,
     Console,
     Narrator,
     Output,
@@ -61,16 +64,16 @@ QUIET = 0.3  # `wait`: no Slack call for this long
 HELP = """\
 Type what you would type in Slack, and the demo's own words:
   /ami SUBCOMMAND ...   a slash command (the leading /ami is optional: `create ...` works too)
-  click N               click button [N] of a message shown above
+  click N | LABEL       click button [N], or the last button shown with that label
   as USER               act as another person: {people}
   in CHANNEL            type in another channel: {channels}
-  instances             the example instances and their ids (use ${{web-1}} for the id of web-1)
-  images [REGION]       the AMIs in the emulated AWS account, with their state
+  instances             the example instances and their ids (${{web-1}} stands for the id of web-1)
+  images [REGION]       the AMIs in the emulated AWS account (${{web-golden-16d}} stands for one)
   wait [SECONDS]        let background work run (no number: until no job is in flight)
   expect TEXT           check that the bot said TEXT since the last command (waits for it)
   expect-error TEXT     check that the last command was refused with TEXT
   set available-after SECONDS | set expect-timeout SECONDS
-  help, quit
+  help [SUBCOMMAND], quit   (help with a subcommand is `/ami help SUBCOMMAND`)
 ${{job}} and ${{ami}} are the last job id and AMI id the bot mentioned.
 New images stay pending for {after:g} s, then become available."""
 
@@ -149,6 +152,8 @@ class Session:
         if word in ("quit", "exit"):
             return Step(quit=True)
         if word == "help":
+            if rest:  # `help create`: the bot's help on a subcommand
+                return self.command(f"help {rest}")
             self.help()
             return Step()
         if word == "as":
@@ -176,6 +181,8 @@ class Session:
             name = match.group(1)
             if name in self.seeded.instances:
                 return self.seeded.instances[name].id
+            if name in self.seeded.images:
+                return self.seeded.images[name]
             if name in ("job", "ami"):
                 found = self.last_mentioned(_JOB_ID if name == "job" else _AMI_ID)
                 if found is None:
@@ -183,7 +190,7 @@ class Session:
                     raise KeyError(f"${{{name}}}: the bot has not mentioned {what} id yet")
                 return found
             known = ", ".join([*self.seeded.instances, "job", "ami"])
-            raise KeyError(f"${{{name}}} is not known; known names: {known}")
+            raise KeyError(f"${{{name}}} is not known; known: {known}, and the image names `images` shows")
 
         return _VARIABLE.sub(value, line)
 
@@ -211,15 +218,18 @@ class Session:
         if status != 200:
             return Step(problem=f"the bot answered HTTP {status}: {payload.get('text', '')}", interacted=True)
         text_out = str(payload.get("text") or "")
-        refused = text_out if text_out.lstrip().startswith(("⚠️", "❌")) else None
+        refused = text_out if text_out.lstrip().startswith(REFUSALS) else None
         return Step(refused=refused, interacted=True)
 
     def click(self, arg: str) -> Step:
-        number = arg.strip().lstrip("[").rstrip("]")
-        if not number.isdigit() or int(number) not in self.console.buttons:
-            shown = ", ".join(str(n) for n in sorted(self.console.buttons)[-10:]) or "none yet"
-            return Step(problem=f"there is no button [{arg}] (buttons shown: {shown})")
-        button = self.console.buttons[int(number)]
+        ref = _unquote(arg).lstrip("[").rstrip("]").strip()
+        button = self.find_button(ref)
+        if button is None:
+            recent = sorted(self.console.buttons)[-6:]
+            shown = " ".join(f"[{n} {self.console.buttons[n].label}]" for n in recent) or "none yet"
+            named = f"[{ref}]" if ref.isdigit() else f"“{ref}”"
+            return Step(problem=f"there is no button {named} (the last ones shown: {shown})")
+        number = button.number
         self.mark = self.console.mark()
         if button.number in self.console.stale:
             self.console.say(
@@ -227,8 +237,9 @@ class Session:
             )
         confirm = button.element.get("confirm")
         if isinstance(confirm, Mapping):
+            text = mrkdwn(_plain(confirm.get("text")), self.narrator.names)
             self.console.say(
-                f"  (confirm: “{_plain(confirm.get('title'))}” — {_plain(confirm.get('text'))} "
+                f"  (confirm: “{_plain(confirm.get('title'))}” — {text} "
                 f"→ {_plain(confirm.get('confirm')) or 'Confirm'})"
             )
         message = None
@@ -259,8 +270,18 @@ class Session:
                 interacted=True,
             )
         text_out = str(payload.get("text") or "")
-        refused = text_out if text_out.lstrip().startswith(("⚠️", "❌")) else None
+        refused = text_out if text_out.lstrip().startswith(REFUSALS) else None
         return Step(refused=refused, interacted=True)
+
+    def find_button(self, ref: str) -> Button | None:
+        """Button N, or the last one shown (and still shown) with that label."""
+        if ref.isdigit():
+            return self.console.buttons.get(int(ref))
+        for number in sorted(self.console.buttons, reverse=True):
+            button = self.console.buttons[number]
+            if number not in self.console.stale and button.label.lower() == ref.lower():
+                return button
+        return None
 
     def dispatch(self, body: str, channel: str | None = None) -> tuple[int, dict[str, Any]]:
         """Send a signed request through Bolt as HTTP mode does; show the acknowledgement first."""
@@ -361,13 +382,23 @@ class Session:
             return Step(
                 problem=f"images: {unknown[0]} is not one of the demo's regions ({', '.join(self.regions)})"
             )
-        rows = [("AMI ID", "NAME", "REGION", "STATE", "CREATED")]
+        refs = {image_id: "${" + key + "}" for key, image_id in self.seeded.images.items()}
+        rows = [("AMI ID", "NAME", "REGION", "STATE", "CREATED", "IN SCRIPTS")]
         now = datetime.now(UTC)
         for region in regions:
             images = boto3.client("ec2", region_name=region).describe_images(Owners=["self"])["Images"]
             for image in sorted(images, key=lambda i: str(i.get("CreationDate", ""))):
                 created = _age(str(image.get("CreationDate", "")), now)
-                rows.append((image["ImageId"], image.get("Name", ""), region, image["State"], created))
+                image_id = image["ImageId"]
+                row = (
+                    image_id,
+                    image.get("Name", ""),
+                    region,
+                    image["State"],
+                    created,
+                    refs.get(image_id, ""),
+                )
+                rows.append(row)
         self.console.say(_table(rows) if len(rows) > 1 else "  (no images)")
         return Step()
 

@@ -28,6 +28,8 @@ TEAM_ID = "T0DEMO"
 BOT_TOKEN = "xoxb-amibot-demo"
 VERIFICATION_TOKEN = "demo-verification-token"
 NOTIFY_CHANNEL = "CAMIBOT"
+# How amibot starts a refusal or an error (the ack of a refused command, an ephemeral "no").
+REFUSALS = ("⚠️", "❌", "⛔", "🚫")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Output:
 
     @property
     def refusal(self) -> bool:
-        return self.private and self.body.lstrip().startswith(("⚠️", "❌"))
+        return self.private and self.body.lstrip().startswith(REFUSALS)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ def _quiet_moto_requests() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def signer() -> SlackSigner:
     return SlackSigner(SIGNING_SECRET)
 
@@ -54,7 +55,9 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def env_for(redis_srv: RedisServer, slack: Any, moto: MotoServer, prefix: str) -> Callable[..., dict[str, str]]:
+def env_for(
+    redis_srv: RedisServer, slack: Any, moto: MotoServer, prefix: str
+) -> Callable[..., dict[str, str]]:
     """The environment of a bot against this test's peers; keyword overrides win."""
 
     def make(**overrides: str) -> dict[str, str]:
@@ -70,6 +73,35 @@ def env_for(redis_srv: RedisServer, slack: Any, moto: MotoServer, prefix: str) -
     return make
 
 
+@pytest.fixture(scope="module")
+def _module_bot(
+    redis_srv: RedisServer, slack_srv: Any, moto_srv: MotoServer, signer: Any
+) -> Iterator[BotProcess]:
+    path = Path(tempfile.mkdtemp(prefix="amibot-e2e-"))
+    env = bot_env(
+        secret=SIGNING_SECRET,
+        slack_api_url=slack_srv.api_url,
+        redis_url=redis_srv.url,
+        prefix=f"amibot-e2e-idle:{uuid.uuid4().hex[:8]}:",
+        aws_endpoint_url=moto_srv.url,
+    )
+    bot = BotProcess(name="idle-bot", env=env, workdir=path, signer=SlackSigner(SIGNING_SECRET))
+    try:
+        yield bot.start()
+    finally:
+        bot.stop()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def idle_bot(request: pytest.FixtureRequest, _module_bot: BotProcess) -> BotProcess:
+    """One bot shared by the tests of a module that only look at HTTP answers (they change nothing)."""
+    request.node._amibot_bots = [_module_bot]  # type: ignore[attr-defined]
+    if not _module_bot.running:
+        _module_bot.start()
+    return _module_bot
+
+
 @pytest.fixture
 def start_bot(
     request: pytest.FixtureRequest, env_for: Callable[..., dict[str, str]], workdir: Path, signer: SlackSigner
@@ -79,7 +111,9 @@ def start_bot(
     request.node._amibot_bots = bots  # type: ignore[attr-defined]
 
     def make(name: str | None = None, *, start: bool = True, **env: str) -> BotProcess:
-        bot = BotProcess(name=name or f"bot{len(bots) + 1}", env=env_for(**env), workdir=workdir, signer=signer)
+        bot = BotProcess(
+            name=name or f"bot{len(bots) + 1}", env=env_for(**env), workdir=workdir, signer=signer
+        )
         bots.append(bot)
         return bot.start() if start else bot
 
@@ -139,23 +173,27 @@ def moto_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gate]]:
 @dataclass(frozen=True)
 class DescribeImagesCall:
     at: float  # time.monotonic()
-    access_key: str
-    image_ids: tuple[str, ...]
-    filtered: bool
+    access_key: str  # who signed the request (each replica gets its own AWS_ACCESS_KEY_ID)
+    image_ids: tuple[str, ...]  # asked for by id (ImageIds= or the image-id filter): a tracker poll
+    filters: tuple[str, ...]  # the names of the filters
 
 
 @dataclass
 class DescribeImagesLog:
     calls: list[DescribeImagesCall] = field(default_factory=list)
 
-    def by(self, access_key: str, since: float = 0.0) -> list[DescribeImagesCall]:
-        """Tracker-style calls (by image id) made with `access_key`."""
-        return [c for c in self.calls if c.access_key == access_key and c.image_ids and c.at >= since]
+    def polls(self, access_key: str | None = None, since: float = 0.0) -> list[DescribeImagesCall]:
+        """Calls by image id (what the tracker makes), by `access_key` if given, from `since` on."""
+        return [
+            c
+            for c in list(self.calls)
+            if c.image_ids and c.at >= since and (access_key is None or c.access_key == access_key)
+        ]
 
     def pollers(self, since: float, until: float | None = None) -> set[str]:
         """Access keys that polled images by id in [since, until]."""
         end = time.monotonic() if until is None else until
-        return {c.access_key for c in self.calls if c.image_ids and since <= c.at <= end}
+        return {c.access_key for c in self.polls(since=since) if c.at <= end}
 
 
 @pytest.fixture
@@ -167,9 +205,10 @@ def describe_images_log(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> De
     original = AmisResponse.describe_images
 
     def describe_images(self: Any) -> Any:
-        ids = tuple(self._get_param("ImageIds", []) or ())
-        filters = bool(self._get_param("Filters", []) or self._get_param("Filter", []))
-        record.calls.append(DescribeImagesCall(time.monotonic(), self.get_access_key(), ids, filters))
+        filters = self._filters_from_querystring() or {}
+        ids = tuple(self._get_param("ImageIds", []) or ()) + tuple(filters.get("image-id", ()))
+        call = DescribeImagesCall(time.monotonic(), self.get_access_key(), ids, tuple(sorted(filters)))
+        record.calls.append(call)
         return original(self)
 
     monkeypatch.setattr(AmisResponse, "describe_images", describe_images)

@@ -157,7 +157,12 @@ def block_actions_body(
     """The form body of a `block_actions` interaction (a button click): `payload=<json>`."""
     payload = {
         "type": "block_actions",
-        "user": {"id": asker.user, "username": asker.user_name, "name": asker.user_name, "team_id": asker.team},
+        "user": {
+            "id": asker.user,
+            "username": asker.user_name,
+            "name": asker.user_name,
+            "team_id": asker.team,
+        },
         "api_app_id": "A0FAKESLACK",
         "token": "legacy-verification-token",
         "container": {
@@ -221,6 +226,12 @@ class BotProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 30.0) -> BotProcess:
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (see `wait_healthy`)."""
         assert not self.running, f"{self.name} is already running"
         self.starts += 1
         log = self.log_path.open("ab")
@@ -233,8 +244,6 @@ class BotProcess:
             )
         finally:
             log.close()
-        self.wait_healthy(timeout)
-        return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -296,7 +305,12 @@ class BotProcess:
         return request("POST", self.url + EVENTS, body, headers, timeout=timeout)
 
     def post_signed(
-        self, body: bytes, *, timestamp: int | None = None, content_type: str | None = None, timeout: float = 10.0
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        content_type: str | None = None,
+        timeout: float = 10.0,
     ) -> Response:
         return self.post(body, self.signer.headers(body, timestamp, content_type), timeout=timeout)
 

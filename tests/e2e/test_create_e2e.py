@@ -4,7 +4,9 @@ images in the moto server, notices in the fake Slack; restarts, kill -9 and Slac
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +25,7 @@ from tests.e2e.harness import (
     own_images,
     tags_of,
 )
-from tests.peers import wait_until
+from tests.peers import redis_server, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +70,12 @@ def assert_one_notice_each(slack: Any, image_id: str, channels: tuple[str, ...])
 
 
 def test_create_acks_tracks_and_notices_once_per_destination(
-    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str, redis_srv: Any, prefix: str
+    start_bot: Callable[..., BotProcess],
+    slack: Any,
+    pending_images: Any,
+    instance: str,
+    redis_srv: Any,
+    prefix: str,
 ) -> None:
     bot = start_bot(AMIBOT_NOTIFY_CHANNEL="COPS")
     url = slack.new_response_url()
@@ -112,10 +119,17 @@ def test_create_acks_tracks_and_notices_once_per_destination(
     assert len([c for c in slack.responses(url) if c.ok]) == 1
     status = ack_text(bot.command(f"status {job_id}", slack.new_response_url()))
     assert "succeeded" in status and image_id in status, status
+    assert bot.stop() == 0  # SIGTERM: a clean exit
+    assert "amibot stopped" in bot.log_text()
 
 
 def test_kill_9_while_pending_then_restart_notices_once(
-    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str, redis_srv: Any, prefix: str
+    start_bot: Callable[..., BotProcess],
+    slack: Any,
+    pending_images: Any,
+    instance: str,
+    redis_srv: Any,
+    prefix: str,
 ) -> None:
     bot = start_bot(AMIBOT_NOTIFY_CHANNEL="COPS")
     job_id = job_id_of(bot.command(f"create {instance} --name 'web kill 1'", slack.new_response_url()))
@@ -158,6 +172,9 @@ def test_kill_9_around_create_image_makes_one_image(
     resp = bot.command(f"create {instance}", slack.new_response_url())
     job_id = job_id_of(resp)
     assert gate.entered.wait(15), f"the worker never reached the gate ({where})"
+    # AWS hangs: commands are still answered at once (the ack path never waits on AWS)
+    status = bot.command(f"status {job_id}", slack.new_response_url())
+    assert status.seconds < 3 and job_id in ack_text(status), status
     bot.kill()
     gate.release()
     expected_before = 0 if where == "before CreateImage" else 1
@@ -174,8 +191,15 @@ def test_kill_9_around_create_image_makes_one_image(
     assert_one_notice_each(slack, image["ImageId"], ("CGENERAL",))
 
 
+@pytest.mark.parametrize("close", [False, True], ids=["503", "connection dropped"])
 def test_slack_down_when_the_image_is_ready_then_one_notice(
-    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str, redis_srv: Any, prefix: str
+    close: bool,
+    start_bot: Callable[..., BotProcess],
+    slack: Any,
+    pending_images: Any,
+    instance: str,
+    redis_srv: Any,
+    prefix: str,
 ) -> None:
     bot = start_bot(AMIBOT_NOTIFY_CHANNEL="COPS")
     job_id = job_id_of(bot.command(f"create {instance} --name 'web down 1'", slack.new_response_url()))
@@ -184,7 +208,7 @@ def test_slack_down_when_the_image_is_ready_then_one_notice(
     wait_tracking(redis, prefix, job_id)
     slack.wait_for(lambda s: [c for c in s.responses() if c.ok], what="'started' response")
 
-    slack.down()
+    slack.down(close=close)
     try:
         set_image_state(pending_images, REGION, image_id, "available")
         wait_until(lambda: not redis.sismember(f"{prefix}jobs:tracking", job_id), what="job finished")
@@ -205,7 +229,12 @@ def test_slack_down_when_the_image_is_ready_then_one_notice(
 
 
 def test_kill_9_after_slack_took_the_post_but_before_it_was_recorded(
-    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str, redis_srv: Any, prefix: str
+    start_bot: Callable[..., BotProcess],
+    slack: Any,
+    pending_images: Any,
+    instance: str,
+    redis_srv: Any,
+    prefix: str,
 ) -> None:
     """Slack holds chat.postMessage; the bot dies waiting; Slack then posts it. The new process
     finds the notice in the channel's history (by its metadata) and does not post it again."""
@@ -218,13 +247,10 @@ def test_kill_9_after_slack_took_the_post_but_before_it_was_recorded(
     slack.fail_next("chat.postMessage", "timeout", hold_seconds=1.5)
     set_image_state(pending_images, REGION, image_id, "available")
     item_key = f"{prefix}outbox:item:notice:{job_id}:{REGION}:available@CGENERAL"
-
-    def sending() -> bool:
-        raw = redis.get(item_key)
-        return bool(raw and raw.startswith("{") and json.loads(raw).get("sending_since"))
-
-    wait_until(sending, timeout=15, what="the notice being sent")
-    time.sleep(0.3)  # let the request reach the fake Slack, which holds it
+    # the fault is taken when the request arrives: from then on the fake Slack holds it
+    wait_until(lambda: slack.pending_faults == 0, timeout=15, what="chat.postMessage held by Slack")
+    raw = redis.get(item_key)
+    assert raw and json.loads(raw)["sending_since"], raw  # marked "sending" before the call
     bot.kill()
     slack.wait_for(lambda s: s.posts("CGENERAL"), timeout=10, what="the held post applied")
     assert redis.get(item_key) is not None and redis.get(item_key).startswith("{"), "recorded as sent?"
@@ -253,3 +279,35 @@ def test_metrics_are_prometheus_text(
         what=f"{job_id} counted as succeeded",
     )
     assert metric(values, "amibot_aws_calls_total", operation="CreateImage") == 1
+
+
+def test_redis_hangs_while_the_image_becomes_available_then_one_notice(
+    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str
+) -> None:
+    """Redis stops answering (SIGSTOP: connections stay open, nothing is lost) while the image is
+    pending and becomes available; once Redis answers again, the bot carries on by itself."""
+    with redis_server() as own_redis:  # not the session's: freezing it disturbs no other test
+        assert own_redis.process is not None
+        bot = start_bot(REDIS_URL=own_redis.url, AMIBOT_NOTIFY_CHANNEL="COPS")
+        job_id = job_id_of(bot.command(f"create {instance} --name 'web frozen 1'", slack.new_response_url()))
+        image_id = tracked_image(pending_images, job_id)["ImageId"]
+        redis = own_redis.client()
+        wait_until(lambda: redis.sismember(f"{own_redis_prefix(bot)}jobs:tracking", job_id), what="tracking")
+
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            set_image_state(pending_images, REGION, image_id, "available")
+            wait_until(lambda: bot.get("/healthz").status == 503, timeout=15, what="/healthz 503")
+            assert slack.posts() == []
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+
+        wait_until(lambda: bot.get("/healthz").status == 200, timeout=15, what="/healthz 200 again")
+        slack.wait_for(lambda s: len(s.posts()) >= 2, timeout=20, what="notices after Redis is back")
+        wait_polls(bot, 5)
+        assert_one_notice_each(slack, image_id, ("CGENERAL", "COPS"))
+        assert len(slack.posts()) == 2
+
+
+def own_redis_prefix(bot: BotProcess) -> str:
+    return bot.env["AMIBOT_KEY_PREFIX"]
