@@ -289,7 +289,7 @@ def _unique(images: Iterable[Image]) -> list[Image]:
 
 def _by_newest(images: Iterable[Image]) -> list[Image]:
     """Newest first; equal creation dates by image id (smaller first)."""
-    ranked = list(images)
+    ranked = sorted(images, key=lambda i: i.image_id)
     ranked.sort(key=lambda i: i.creation_date, reverse=True)  # stable: keeps the id order
     return ranked
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from bot.context import Caller
@@ -85,9 +86,9 @@ def test_slack_rate_limit_three_times_then_one_notice(bot: Any, slack: Any, inst
     ack, _ = ask(runtime, slack, f"create {instance} --name 'web golden 1'")
     job_id = job_id_of(ack)
     slack.wait_for(lambda s: s.posts("CGENERAL"), timeout=15, what="notice after 429s")
-    attempts = [c for c in slack.calls("chat.postMessage")]
+    attempts = slack.calls("chat.postMessage")
     assert [c.status for c in attempts] == [429, 429, 429, 200]
-    gaps = [b.time - a.time for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(attempts)]
     assert all(gap >= 0.9 for gap in gaps), gaps  # Retry-After honoured
     wait_until(lambda: runtime.jobs.get(job_id).state is JobState.SUCCEEDED)
     assert len(slack.posts("CGENERAL")) == 1
