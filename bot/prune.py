@@ -165,6 +165,10 @@ def reason_kind(reason: str) -> ReasonKind:
 
 @dataclass(frozen=True)
 class PlanItem:
+    """One image's verdict. `reasons`: every keep rule that applies, in the module's order
+    (an "in use by" reason names at most three uses, then "and N more"); a PRUNE item has
+    one reason, e.g. `older than 30d, not in use` (`..., failed` for a failed image)."""
+
     image: Image
     family: str
     verdict: Verdict

@@ -190,3 +190,16 @@ def test_a_valid_form_starts_the_same_create_job(bot: Any, slack: Any, moto: Any
     assert tags == {"team": "web", "env": "prod", "amibot:requested-by": "UFORM", "amibot:job": job_id}
     notice = slack.wait_for(lambda s: s.posts("COPS"), what="the ready notice", timeout=10)
     assert images[0]["ImageId"] in notice[0].params["text"]
+
+
+def test_a_form_slack_will_not_open_gets_a_readable_answer(bot: Any, slack: Any, moto: Any) -> None:
+    from tests.slack_requests import command_body
+
+    runtime = bot()
+    trigger = slack.new_trigger_id()
+    first = post(runtime, command_body("create", trigger_id=trigger, response_url=slack.new_response_url()))
+    assert first.body == ""
+    again = post(runtime, command_body("create", trigger_id=trigger, response_url=slack.new_response_url()))
+    text = json.loads(again.body)["text"]
+    assert "Slack did not open the form (exchanged_trigger_id)" in text
+    assert "/ami create INSTANCE_ID" in text

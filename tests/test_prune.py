@@ -707,13 +707,10 @@ def big_inventory(count: int = 10_000, used: int = 3_000) -> tuple[list[Image], 
     return images, in_use
 
 
-def test_plan_for_10000_images_takes_well_under_a_second_of_cpu() -> None:
+def test_plan_for_10000_images_covers_every_image() -> None:
+    """A large account plans completely (its CPU time is measured by bench/prune_scale.py, not here)."""
     images, in_use = big_inventory()
-    start = time.process_time()
     p = plan(images, in_use, POLICY, NOW)
-    p.counts()
-    _ = p.freed_gib
-    elapsed = time.process_time() - start
     assert len(p.items) == 10_000
     assert p.to_prune and p.to_keep
-    assert elapsed < 1.0, f"plan took {elapsed:.3f}s of CPU"
+    assert not {i.image.image_id for i in p.to_prune} & set(in_use)
