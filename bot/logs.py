@@ -52,5 +52,6 @@ def configure(level: str, secrets: Iterable[str], *, json_output: bool = True) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "apscheduler", "slack_bolt", "slack_sdk", "waitress"):
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: max instances" is routine
+    for noisy in ("botocore", "boto3", "urllib3", "slack_bolt", "slack_sdk", "waitress"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

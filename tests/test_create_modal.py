@@ -19,6 +19,7 @@ from tests.interactions import (
     with_values,
 )
 from tests.peers import free_port, wait_until
+from tests.slack_requests import command_body
 
 PICKER = "ami_create_instance"
 
@@ -193,8 +194,6 @@ def test_a_valid_form_starts_the_same_create_job(bot: Any, slack: Any, moto: Any
 
 
 def test_a_form_slack_will_not_open_gets_a_readable_answer(bot: Any, slack: Any, moto: Any) -> None:
-    from tests.slack_requests import command_body
-
     runtime = bot()
     trigger = slack.new_trigger_id()
     first = post(runtime, command_body("create", trigger_id=trigger, response_url=slack.new_response_url()))

@@ -32,7 +32,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed:
         for bot in getattr(item, "_amibot_bots", []):
-            report.sections.append((f"amibot log: {bot.name} (pid file {bot.log_path})", bot.log_tail(200)))
+            report.sections.append((f"amibot log: {bot.name} ({bot.log_path})", bot.log_tail(200)))
     return report
 
 
@@ -85,7 +85,7 @@ def _module_bot(
         prefix=f"amibot-e2e-idle:{uuid.uuid4().hex[:8]}:",
         aws_endpoint_url=moto_srv.url,
     )
-    bot = BotProcess(name="idle-bot", env=env, workdir=path, signer=SlackSigner(SIGNING_SECRET))
+    bot = BotProcess(name="idle-bot", env=env, workdir=path, signer=signer)
     try:
         yield bot.start()
     finally:
@@ -118,6 +118,8 @@ def start_bot(
         return bot.start() if start else bot
 
     yield make
+    for bot in bots:  # SIGTERM to all first, then wait for each: they shut down in parallel
+        bot.terminate()
     for bot in bots:
         bot.stop()
 

@@ -207,6 +207,7 @@ class BotProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    _terminating: bool = False
 
     @property
     def url(self) -> str:
@@ -234,6 +235,7 @@ class BotProcess:
         """Start the process without waiting for it to answer (see `wait_healthy`)."""
         assert not self.running, f"{self.name} is already running"
         self.starts += 1
+        self._terminating = False
         log = self.log_path.open("ab")
         log.write(f"\n===== start #{self.starts} of {self.name} on port {self.port} =====\n".encode())
         log.flush()
@@ -269,12 +271,19 @@ class BotProcess:
         if process is None:
             return None
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            if not self._terminating:
+                process.send_signal(signal.SIGTERM)
             try:
                 return process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
         return process.wait(timeout=timeout)
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once (`stop()` waits)."""
+        if self.process is not None and self.process.poll() is None and not self._terminating:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminating = True
 
     def kill(self) -> None:
         """kill -9: no shutdown hooks, leases left to expire."""
