@@ -10,12 +10,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from bot.approvals import Approval, ApprovalState
 from bot.keys import Keys
 from bot.store import guarded
-from bot.store.effects import Effects, EffectWriter
+from bot.store.effects import Effects, EffectWriter, update_watched
 
 DECIDED_TTL_S = 30 * 24 * 3600
 RECENT_KEEP = 500
@@ -46,27 +44,18 @@ class ApprovalStore:
     @guarded
     def update(self, approval_id: str, change: ApprovalChange) -> Approval | None:
         """Apply `change` atomically; None when missing or unchanged."""
-        key = self._keys.approval(approval_id)
-        while True:
-            with self._r.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if not raw:
-                        return None
-                    outcome = change(Approval.from_dict(json.loads(raw)))
-                    if outcome is None:
-                        pipe.unwatch()
-                        return None
-                    approval, effects = outcome
-                    pipe.multi()
-                    self._write(pipe, approval)
-                    self._effects.write(pipe, effects)
-                    pipe.execute()
-                except redis.WatchError:
-                    continue
-            self._effects.committed(effects)
-            return approval
+
+        def write(pipe: Any, approval: Approval, _old: Approval) -> None:
+            self._write(pipe, approval)
+
+        return update_watched(
+            self._r,
+            self._keys.approval(approval_id),
+            lambda raw: Approval.from_dict(json.loads(raw)),
+            change,
+            write,
+            self._effects,
+        )
 
     @guarded
     def pending(self) -> list[Approval]:

@@ -10,7 +10,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import redis
 
 from bot.keys import Keys
 from bot.messages import OutboxItem
@@ -126,3 +128,40 @@ class EffectWriter:
             item = OutboxItem.from_dict({**item.to_dict(), "created_at": now})
         keys = [self._keys.outbox_item(item.id), self._keys.outbox_queue(item.dest), self._keys.outbox_dests]
         self._enqueue(keys=keys, args=[json.dumps(item.to_dict()), item.id, now, item.dest], client=pipe)
+
+
+T = TypeVar("T")
+
+
+def update_watched(
+    client: Any,
+    key: str,
+    parse: Callable[[str], T],
+    change: Callable[[T], tuple[T, Effects] | None],
+    write: Callable[[Any, T, T], None],
+    effects: EffectWriter,
+) -> T | None:
+    """The optimistic transaction every state change uses: WATCH the document, compute the change
+    in Python, then write it (`write(pipe, new, old)`) and its effects in one MULTI/EXEC. A lost race
+    re-reads and recomputes. Returns the new value, or None when missing or unchanged."""
+    while True:
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if not raw:
+                    return None
+                old = parse(raw)
+                outcome = change(old)
+                if outcome is None:
+                    pipe.unwatch()
+                    return None
+                new, side = outcome
+                pipe.multi()
+                write(pipe, new, old)
+                effects.write(pipe, side)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        effects.committed(side)
+        return new

@@ -13,12 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-import redis
-
 from bot.keys import Keys
 from bot.models import Job
 from bot.store import guarded
-from bot.store.effects import Effects, EffectWriter
+from bot.store.effects import Effects, EffectWriter, update_watched
 
 Change = Callable[[Job], tuple[Job, Effects] | None]
 
@@ -64,32 +62,19 @@ class JobStore:
 
     @guarded
     def update(self, job_id: str, change: Change) -> Job | None:
-        """Apply `change` atomically. It returns (new job, effects) or None for "no change".
+        """Apply `change` atomically: it returns (new job, effects), or None for "no change".
 
         Returns the stored job after the change, or None when the job is missing or unchanged.
         """
-        key = self._keys.job(job_id)
-        while True:
-            with self._r.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if not raw:
-                        return None
-                    previous = Job.from_dict(json.loads(raw))
-                    outcome = change(previous)
-                    if outcome is None:
-                        pipe.unwatch()
-                        return None
-                    job, effects = outcome
-                    job = _touched(job)
-                    pipe.multi()
-                    self._write(pipe, job, effects, previous=previous)
-                    pipe.execute()
-                except redis.WatchError:
-                    continue
-            self._effects.committed(effects)
-            return job
+
+        def touched(job: Job) -> tuple[Job, Effects] | None:
+            outcome = change(job)
+            return None if outcome is None else (replace(outcome[0], updated_at=time.time()), outcome[1])
+
+        def write(pipe: Any, job: Job, previous: Job) -> None:
+            self._effects.write_job(pipe, job, previous)
+
+        return update_watched(self._r, self._keys.job(job_id), _parse, touched, write, self._effects)
 
     def _write(self, pipe: Any, job: Job, effects: Effects, previous: Job | None) -> None:
         self._effects.write_job(pipe, job, previous)
@@ -123,5 +108,5 @@ class JobStore:
         return self.get_many(ids)
 
 
-def _touched(job: Job) -> Job:
-    return replace(job, updated_at=time.time())
+def _parse(raw: str) -> Job:
+    return Job.from_dict(json.loads(raw))
