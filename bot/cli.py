@@ -84,7 +84,12 @@ def _run(*, http: bool, host: str, port: int, threads: int) -> int:
             assert settings.slack_app_token is not None
             handler = SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
             _on_signals(stop.set)
-            handler.connect()
+            try:
+                handler.connect()  # the client reconnects by itself afterwards
+            except (SlackApiError, SlackClientError) as exc:
+                why = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+                print(f"amibot: Socket Mode cannot connect ({why}); check SLACK_APP_TOKEN", file=sys.stderr)
+                return 2
             stop.wait()
             handler.close()
     finally:

@@ -138,3 +138,24 @@ def test_transitions_outside_the_lifecycle_are_refused() -> None:
 def test_job_round_trips_through_json_data() -> None:
     job = tracking_job("eu-west-1", "us-east-1", kind=JobKind.COPY)
     assert Job.from_dict(job.to_dict()) == job
+
+
+def test_notice_blocks_carry_the_facts_and_a_plain_text_fallback() -> None:
+    result = observe(tracking_job(), "us-east-1", image("available"), T0 + 125, POLICY)
+    assert result is not None
+    notice = result[1].notices[0]
+    assert notice.text.startswith(
+        "✅ AMI `ami-00000000000000000` (web-golden) is available in us-east-1 after 2m5s"
+    )
+    section, facts, context = notice.blocks or []
+    assert section["type"] == "section" and section["text"]["text"] == notice.text
+    shown = {f["text"].split("\n")[0].strip("*"): f["text"].split("\n")[1] for f in facts["fields"]}
+    assert shown == {
+        "AMI": "`ami-00000000000000000`",
+        "Name": "web-golden",
+        "Region": "us-east-1",
+        "State": "available",
+        "Elapsed": "2m5s",
+        "Requested by": "<@U1>",
+    }
+    assert context["type"] == "context" and "job j-abc123" in context["elements"][0]["text"]
