@@ -42,6 +42,8 @@ HOST = "127.0.0.1"
 SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-test"
 ACCOUNT = "123456789012"  # moto's default account
+# moto reads the signing access key only if it looks like one (20 capitals or digits)
+BOT_ACCESS_KEY = "AKIAAMIBOTBENCH00000"
 # Names of the environment the bot reads; none leaks in from the benchmark's own environment.
 _OWN_ENV = re.compile(r"^(SLACK_|AMIBOT_|AWS_|REDIS_URL$|MOTO_)")
 
@@ -242,6 +244,7 @@ def fast_image_id_filter() -> Iterator[None]:
 class DescribeImagesCall:
     at: float  # time.monotonic()
     access_key: str  # who signed it: each party gets its own AWS_ACCESS_KEY_ID
+    region: str
     ids: int  # image ids asked for (ImageIds= or the image-id filter)
     returned: int
 
@@ -272,7 +275,8 @@ def count_describe_images() -> Iterator[DescribeImagesLog]:
         result = original(self)
         returned = len(getattr(result, "result", {}).get("Images", []) or [])
         with log.lock:
-            log.calls.append(DescribeImagesCall(time.monotonic(), self.get_access_key(), ids, returned))
+            call = DescribeImagesCall(time.monotonic(), self.get_access_key(), self.region, ids, returned)
+            log.calls.append(call)
         return result
 
     AmisResponse.describe_images = describe_images  # type: ignore[method-assign]
@@ -377,7 +381,7 @@ def bot_env(
             "REDIS_URL": p.redis.url,
             "AMIBOT_KEY_PREFIX": prefix,
             "AWS_ENDPOINT_URL": aws_endpoint_url or p.moto.url,
-            "AWS_ACCESS_KEY_ID": "amibot-bench",
+            "AWS_ACCESS_KEY_ID": BOT_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AMIBOT_REGIONS": "us-east-1,eu-west-1,ap-southeast-2",

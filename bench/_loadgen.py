@@ -1,10 +1,11 @@
 """The load generator of the ack benchmark, run in its own process (its own interpreter lock, so
 the peers in the benchmark process do not slow the client down).
 
-Reads a JSON spec on stdin: {"port", "clients", "requests": [{"body", "headers", "expect"}, ...]} and sends
-the requests on `clients` keep-alive HTTP/1.1 connections (asyncio), each client one request at a
-time. Writes JSON on stdout: per-request latency in ms (send → last byte of the answer), in the
-order answered, the HTTP statuses, failures, answers without their `expect` text, and the wall time.
+Reads a JSON spec on stdin: {"port", "clients", "requests": [{"body", "headers", "expect",
+"kind"}, ...]} and sends the requests on `clients` keep-alive HTTP/1.1 connections (asyncio), each
+client one request at a time. Writes JSON on stdout: per-request latency in ms (send → last byte
+of the answer), all together and by the requests' `kind`; the HTTP statuses; failures; answers
+without their `expect` text; the wall time.
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     port = int(spec["port"])
-    queue = [(raw_request(port, r["body"], r["headers"]), r.get("expect", "")) for r in spec["requests"]]
+    queue = [
+        (raw_request(port, r["body"], r["headers"]), r.get("expect", ""), r.get("kind", ""))
+        for r in spec["requests"]
+    ]
     queue.reverse()  # pop() from the end: the first request first
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     statuses: Counter[int] = Counter()
     failures: list[str] = []
     wrong: list[str] = []  # answers without the text they should hold
@@ -52,7 +57,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             while queue:
-                request, expect = queue.pop()
+                request, expect, kind = queue.pop()
                 started = time.perf_counter()
                 try:
                     writer.write(request)
@@ -62,7 +67,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                     writer.close()
                     reader, writer = await asyncio.open_connection(HOST, port)
                     continue
-                latencies.append((time.perf_counter() - started) * 1000)
+                latency = (time.perf_counter() - started) * 1000
+                latencies.append(latency)
+                by_kind.setdefault(kind, []).append(latency)
                 statuses[status] += 1
                 if expect and expect.encode() not in body:
                     wrong.append(body.decode("utf-8", "replace")[:300])
@@ -76,6 +83,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(*(client() for _ in range(int(spec["clients"]))))
     return {
         "latencies_ms": latencies,
+        "by_kind_ms": by_kind,
         "statuses": {str(k): v for k, v in statuses.items()},
         "failures": failures[:20],
         "failed": len(failures),

@@ -105,6 +105,7 @@ class Runtime:
     jobs: JobStore
     audit: AuditLog
     redis: Any
+    pruning: Pruning
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def start_background(self) -> None:
@@ -291,6 +292,7 @@ def build(
                 settings.amibot_prune_notice,
                 datetime.now(UTC),
                 pruning.policy(),
+                channel=prune_channel,
             )
         ),
     }
@@ -358,6 +360,7 @@ def build(
         jobs=jobs,
         audit=audit,
         redis=redis,
+        pruning=pruning,
     )
 
     def release_tracker() -> None:
@@ -406,7 +409,7 @@ def schedule_prune(
         if (
             nxt is not None
             and nxt - notice <= now
-            and leases.claim_tick("prune-notice", nxt.isoformat(), 2 * 86400)
+            and leases.claim_tick("prune-notice", nxt.isoformat(), notice.total_seconds() + 86400)
         ):
             tasks.submit(NOTICE_TASK, amibot, {"run_at": nxt.isoformat(), "account": None})
 

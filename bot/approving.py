@@ -21,6 +21,7 @@ from bot.roles import RoleDirectory
 from bot.store.approvals import ApprovalStore
 from bot.store.effects import AuditEntry, Effects
 from bot.store.outbox import OutboxStore
+from bot.tasks import is_person
 
 # kind -> how to summarise it, and the job an approval of that kind starts
 Summaries = Mapping[str, am.Summary]
@@ -139,14 +140,13 @@ class Approving:
         return approval, effects
 
     def _requester_notice(self, approval: Approval) -> OutboxItem:
-        what = f"{approval.kind} request `{approval.id}`"
+        whose = f"<@{approval.requester}> your" if is_person(approval.requester) else "The scheduled"
+        what = f"{whose} {approval.kind} request `{approval.id}`"
         if approval.state is ApprovalState.EXPIRED:
-            text = f"⌛ <@{approval.requester}> your {what} expired without a decision; nothing was done."
+            text = f"⌛ {what} expired without a decision; nothing was done."
         else:
             note = f": {approval.decision_note}" if approval.decision_note else ""
-            text = (
-                f"<@{approval.requester}> your {what} was {approval.state} by <@{approval.decided_by}>{note}."
-            )
+            text = f"{what} was {approval.state} by <@{approval.decided_by}>{note}."
         return am.to_requester(approval, text, f"outcome:{approval.state}")
 
     # the approval message landed (outbox hook) -------------------------------------------------------

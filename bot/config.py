@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.durations import parse_duration
 from bot.errors import ConfigError
 from bot.regions import known_regions
+from bot.scheduler import cron_trigger
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronTrigger.from_crontab(value, timezone="UTC")
+                cron_trigger(value)
             except ValueError as exc:
                 raise ValueError(f"expected a 5-field cron string like '0 6 * * 1' ({exc})") from None
         return value

@@ -83,7 +83,10 @@ class Keeping:
             image = planned.image
             label = f"`{image.image_id}` {image.name or '(no name)'} · {image.region} · {planned.reasons[0]}"
             blocks.append(bk.section(label, accessory=bk.button("Keep", ActionId.KEEP, token)))
-        rest = [f"`{i.image.image_id}` {i.image.name} · {i.image.region}" for i in upcoming[WITH_BUTTONS:]]
+        rest = [
+            f"`{i.image.image_id}` {i.image.name or '(no name)'} · {i.image.region}"
+            for i in upcoming[WITH_BUTTONS:]
+        ]
         if rest:
             blocks.append(
                 bk.context(f"… and {len(rest)} more (listed in the thread; `/ami protect AMI_ID` keeps one)")

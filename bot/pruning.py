@@ -8,11 +8,17 @@
 - `--dry-run` posts the plan with no buttons. Otherwise the plan goes to the approval channel
   with Approve/Reject; on approval a job re-plans against fresh inventory and deregisters only
   AMIs that were approved *and* are still prunable, then deletes their snapshots (never one a
-  remaining AMI uses). Progress is saved after every AMI, so a crash resumes without repeating.
+  remaining AMI uses). Progress is saved after every AMI, so a crash resumes without repeating;
+  a re-check older than `RECHECK_MAX_AGE_S` is made again before more AMIs go (a job resumed
+  long after a crash, or a long one, never acts on stale in-use data).
+- Progress is shown by updating the approval message in place; the final report (per-AMI
+  outcome and its snapshots) is posted where the prune was asked, and in the approval thread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +40,7 @@ from bot.images import Image
 from bot.messages import Delivery, OutboxItem
 from bot.models import Job, JobKind, JobState
 from bot.notices import in_account, when
+from bot.scheduler import cron_trigger
 from bot.snapshots import delete_unshared, shared_with
 from bot.store.approvals import ApprovalStore
 from bot.store.effects import AuditEntry, Effects
@@ -46,7 +53,9 @@ PLAN_TASK = "prune-plan"
 SHOWN = 15  # AMIs listed in the plan message itself; the rest go in its thread
 PER_REPLY = 40  # AMIs per thread reply
 BATCH = 25  # AMIs deregistered per run of the job before it saves and yields
-PROGRESS_EVERY_S = 5.0
+PROGRESS_EVERY_S = 5.0  # the approval message shows progress at most this often
+RECHECK_MAX_AGE_S = 300.0  # in-use data older than this is read again before deregistering more
+RETRY_S = 30.0  # after a retryable AWS error (botocore has already retried)
 
 
 @dataclass(frozen=True)
@@ -66,14 +75,6 @@ class RegionPlan:
     region: str
     plan: prune.Plan | None
     blocked: str | None = None  # why nothing in this region may be pruned
-
-
-def plan_lines(items: Iterable[prune.PlanItem]) -> list[str]:
-    return [
-        f"`{i.image.image_id}` {i.image.name or '(no name)'} · {i.image.region} · "
-        f"{i.image.creation_date:%Y-%m-%d} · {i.image.size_gib} GiB"
-        for i in items
-    ]
 
 
 def chunks(lines: Sequence[str], size: int) -> list[str]:
@@ -257,8 +258,9 @@ class Pruning:
         if p.get("dry_run") or not lines:
             return self._dry_run(task, summary, lines, nothing=not lines)
         now = self._clock()
-        approval = Approval(
-            id=f"a-{task.id[2:8]}",
+        approval_id, existing = self._approval_id(task)
+        approval = existing or Approval(
+            id=approval_id,
             kind="prune",
             requester=task.user,
             channel=task.channel,
@@ -268,10 +270,10 @@ class Pruning:
             response_url=task.response_url,
             created_at=now,
             expires_at=now + self._settings.approval_ttl,
-            subject=summary,
+            subject={**summary, "task": task.id},
         )
         channel = self._settings.approval_channel or task.channel
-        if self._approvals.get(approval.id) is None:
+        if existing is None:
             post = replace(
                 am.post_request(approval, channel, prune_summary), followups=self._followups(lines)
             )
@@ -284,13 +286,22 @@ class Pruning:
                 region=approval.region,
             )
             self._approvals.create(approval, Effects(notices=[post], audit=[audit]))
-        return Effects(
-            notices=[
-                task.answer(
-                    f"📨 Prune plan `{approval.id}` ({len(lines)} AMIs) posted for approval in <#{channel}>."
-                )
-            ]
-        )
+        if not is_person(task.user) and channel == task.channel:
+            return Effects()  # the schedule's plan: the approval message itself is the news
+        text = f"📨 Prune plan `{approval.id}` ({len(lines)} AMIs) posted for approval in <#{channel}>."
+        return Effects(notices=[task.answer(text)])
+
+    def _approval_id(self, task: Task) -> tuple[str, Approval | None]:
+        """The approval id of this task's plan, and the approval if a previous run of the task made it.
+
+        Derived from the task id, so a retried task finds its own approval instead of posting a
+        second one; an id another request already holds is skipped."""
+        for n in itertools.count():
+            candidate = f"a-{hashlib.sha256(f'{task.id}:{n}'.encode()).hexdigest()[:6]}"
+            existing = self._approvals.get(candidate)
+            if existing is None or existing.subject.get("task") == task.id:
+                return candidate, existing
+        raise AssertionError("unreachable")
 
     def _followups(self, lines: list[str]) -> tuple[str, ...]:
         if len(lines) <= SHOWN:
@@ -334,13 +345,20 @@ class Pruning:
             params={
                 "approval_id": approval.id,
                 "approved_by": approval.decided_by,
-                "approved": {region: [a["id"] for a in amis] for region, amis in s["regions"].items()},
+                "approved": {
+                    region: [a["id"] for a in amis] for region, amis in s["regions"].items() if amis
+                },
                 "policy": s["policy"],
             },
         )
 
     def execute(self, job: Job) -> float | None:
-        """One step of a prune job: re-plan a region, or deregister the next batch. Resumable."""
+        """One step of a prune job: (re-)check a region, or deregister the next batch. Resumable.
+
+        `job.result` holds, per region, the re-check ("go": AMIs to deregister, "skipped": AMI ->
+        why not, "snapshots": AMI -> its snapshot ids, "shared": snapshot -> an image that keeps
+        it, "at": when), then "done": AMI -> outcome and "snapshots": snapshot -> outcome.
+        """
         if job.finished:
             return None
         if job.state is JobState.QUEUED:
@@ -354,8 +372,8 @@ class Pruning:
         r: dict[str, Any] = {"recheck": {}, "done": {}, "snapshots": {}, **job.result}
         try:
             for region, approved in sorted(job.params["approved"].items()):
-                if region not in r["recheck"]:
-                    r["recheck"][region] = self._recheck(job, region, approved)
+                if self._needs_check(r, region):
+                    r["recheck"][region] = self._recheck(job, region, approved, r)
                     return self._save(job, r)
             pending = [
                 (region, ami)
@@ -365,45 +383,68 @@ class Pruning:
             ]
             for region, ami in pending[:BATCH]:
                 r["done"][ami] = self._deregister(job, region, ami, r)
-                self._save(job, r, progress=False)
+                self._save(job, r)
             if pending[BATCH:]:
-                return self._save(job, r)
+                return self._clock()
             again = self._snapshots(job, r)
             if again is not None:
                 return again
         except AwsError as exc:
             if exc.retryable:
-                self._save(job, r, progress=False)
-                return self._clock() + 30
+                self._save(job, r)
+                return self._clock() + RETRY_S
             return self._finish(job, r, failed=exc.message)
         return self._finish(job, r)
 
-    def _recheck(self, job: Job, region: str, approved: list[str]) -> dict[str, Any]:
-        """Fresh inventory: only what was approved AND is still prunable goes."""
+    def _needs_check(self, r: Mapping[str, Any], region: str) -> bool:
+        """No re-check yet, or one too old while AMIs of the region still wait to go."""
+        check = r["recheck"].get(region)
+        if check is None:
+            return True
+        waiting = any(ami not in r["done"] for ami in check["go"])
+        return waiting and self._clock() - float(check.get("at", 0)) > RECHECK_MAX_AGE_S
+
+    def _recheck(self, job: Job, region: str, approved: list[str], r: Mapping[str, Any]) -> dict[str, Any]:
+        """Fresh inventory: only what was approved AND is still prunable goes.
+
+        A repeated re-check only narrows: AMIs already deregistered stay as they are, AMIs skipped
+        before stay skipped, and the rest are judged again (one that vanished meanwhile was most
+        likely deregistered by an attempt whose answer was lost: it stays, to have its snapshots
+        deleted)."""
+        previous = r["recheck"].get(region)
+        done = r["done"]
+        candidates = approved if previous is None else previous["go"]
+        finished = [ami for ami in candidates if ami in done]
+        go: list[str] = list(finished)
+        skipped: dict[str, str] = dict(previous["skipped"]) if previous else {}
+        snaps: dict[str, list[str]] = {ami: list(previous["snapshots"].get(ami, [])) for ami in finished}
+        now = self._clock()
         pol = job.params["policy"]
         policy = self.policy(timedelta(days=pol["retention_days"]), int(pol["keep_last"]))
         fresh = self.plan_regions(job.account, [region], policy)[0]
         if fresh.plan is None:
-            return {
-                "go": [],
-                "skipped": {ami: f"not pruned: {fresh.blocked}" for ami in approved},
-                "snapshots": {},
-            }
+            skipped.update({ami: f"not pruned: {fresh.blocked}" for ami in candidates if ami not in done})
+            shared = previous.get("shared", {}) if previous else {}
+            return {"at": now, "go": go, "skipped": skipped, "snapshots": snaps, "shared": shared}
         verdicts = {i.image.image_id: i for i in fresh.plan.items}
-        go, skipped = [], {}
-        for ami in approved:
+        for ami in candidates:
             item = verdicts.get(ami)
-            if item is None:
+            if ami in done:
+                continue
+            if item is None and previous is not None:
+                # deregistered by an attempt whose answer was lost (a crash): finish it, snapshots too
+                go.append(ami)
+                snaps[ami] = list(previous["snapshots"].get(ami, []))
+            elif item is None:
                 skipped[ami] = "already gone"
             elif item.verdict is prune.Verdict.PRUNE:
                 go.append(ami)
+                snaps[ami] = [s.snapshot_id for s in item.image.snapshots]
             else:
                 skipped[ami] = "kept now: " + "; ".join(item.reasons)
-        gone = set(go)
-        snaps = {ami: [s.snapshot_id for s in verdicts[ami].image.snapshots] for ami in go}
         images = [i.image for i in fresh.plan.items]
-        shared = shared_with(images, gone, [s for ids in snaps.values() for s in ids])
-        return {"go": go, "skipped": skipped, "snapshots": snaps, "shared": shared}
+        shared = shared_with(images, set(go), [s for ids in snaps.values() for s in ids])
+        return {"at": now, "go": go, "skipped": skipped, "snapshots": snaps, "shared": shared}
 
     def _deregister(self, job: Job, region: str, ami: str, r: dict[str, Any]) -> str:
         try:
@@ -418,16 +459,22 @@ class Pruning:
         return "deregistered"
 
     def _snapshots(self, job: Job, r: dict[str, Any]) -> float | None:
+        """Delete the snapshots of the deregistered AMIs, never one a remaining image uses."""
         attempt = int(r.get("snapshot_attempts", 0))
         retry_any = False
         for region, plan in sorted(r["recheck"].items()):
-            todo = [
-                s
-                for ami, ids in plan["snapshots"].items()
-                if r["done"].get(ami, "").startswith("deregistered")
-                for s in ids
-                if s not in r["snapshots"]
-            ]
+            gone = {ami for ami in plan["go"] if _deregistered(r["done"].get(ami, ""))}
+            # an approved AMI whose deregistration failed still exists: its snapshots stay
+            still_there = {s: ami for ami, ids in plan["snapshots"].items() if ami not in gone for s in ids}
+            todo = list(
+                dict.fromkeys(
+                    s
+                    for ami, ids in plan["snapshots"].items()
+                    if ami in gone
+                    for s in ids
+                    if s not in r["snapshots"]
+                )
+            )
             if not todo:
                 continue
             done, retry = delete_unshared(
@@ -435,7 +482,7 @@ class Pruning:
                 job.account,
                 region,
                 todo,
-                shared=plan.get("shared", {}),
+                shared={**still_there, **plan.get("shared", {})},
                 deleted_by_aws=r.get("aws_snapshots", {}),
                 attempt=attempt,
             )
@@ -443,43 +490,50 @@ class Pruning:
             retry_any = retry_any or bool(retry)
         if retry_any:
             r["snapshot_attempts"] = attempt + 1
-            self._save(job, r, progress=False)
+            self._save(job, r)
             return self._clock() + min(60.0, 2.0 ** (attempt + 1))
         return None
 
-    def _save(self, job: Job, r: dict[str, Any], *, progress: bool = True) -> float | None:
+    def _save(self, job: Job, r: dict[str, Any]) -> float:
+        """Store the progress; show it on the approval message at most every PROGRESS_EVERY_S."""
         now = self._clock()
 
         def change(j: Job) -> tuple[Job, Effects] | None:
             if j.finished:
                 return None
-            result = {**r}
+            shown_at = float(j.result.get("progress_at", 0))
+            shown = int(j.result.get("progress_n", 0))
+            result = {**r, "progress_at": shown_at, "progress_n": shown}
             notices = []
-            if progress or now - float(j.result.get("progress_at", 0)) >= PROGRESS_EVERY_S:
-                result["progress_at"] = now
-                item = self._progress(j, result)
+            if now - shown_at >= PROGRESS_EVERY_S:
+                item = self._on_approval_message(j, progress_text(j, r), f"progress:{j.id}:{shown + 1}")
                 if item is not None:
                     notices.append(item)
+                    result.update(progress_at=now, progress_n=shown + 1)
             return replace(j, result=result), Effects(notices=notices)
 
         self._jobs.update(job.id, change)
         return now  # run the next step at once
 
-    def _progress(self, job: Job, r: dict[str, Any]) -> OutboxItem | None:
+    def _on_approval_message(self, job: Job, line: str, key: str) -> OutboxItem | None:
+        """The approval message, as decided, with `line` below it (one message updated in place)."""
         approval = self._approvals.get(job.params["approval_id"])
-        if approval is None:
+        if approval is None or not (approval.message_channel and approval.message_ts):
             return None
-        total = sum(len(p["go"]) for p in r["recheck"].values())
-        text = f"🧹 Pruning (job `{job.id}`): {len(r['done'])}/{total} deregistered"
-        skipped = sum(len(p["skipped"]) for p in r["recheck"].values())
-        if skipped:
-            text += f", {skipped} skipped (no longer prunable)"
-        n = len(r["done"]) + len(r["recheck"])
-        return am.in_thread(approval, text, f"progress:{job.id}:{n}")
+        text, blocks = am.decided_message(approval, prune_summary)
+        return OutboxItem(
+            id=f"approval:{approval.id}:{key}",
+            kind=Delivery.UPDATE,
+            text=f"{text}\n{line}",
+            blocks=[*blocks, bk.section(line)],
+            channel=approval.message_channel,
+            ts=approval.message_ts,
+        )
 
     def _finish(self, job: Job, r: dict[str, Any], failed: str | None = None) -> float | None:
         now = self._clock()
         text, lines = report(job, r, failed)
+        head = text.splitlines()[0]
 
         def change(j: Job) -> tuple[Job, Effects] | None:
             if j.finished:
@@ -497,19 +551,22 @@ class Pruning:
                     text=text,
                     channel=j.channel,
                     fallback_user=j.requester if is_person(j.requester) else None,
-                    followups=tuple(chunks(lines, PER_REPLY)),
+                    followups=tuple(chunks(lines[SHOWN:], PER_REPLY)),
                 )
             ]
             approval = self._approvals.get(j.params["approval_id"])
             thread = am.in_thread(approval, text, f"report:{j.id}") if approval else None
             if thread is not None and thread.channel != j.channel:
                 notices.append(thread)
+            update = self._on_approval_message(j, head, f"report:{j.id}:update")
+            if update is not None:
+                notices.append(update)
             audit = AuditEntry(
                 actor=j.params.get("approved_by") or "amibot",
                 action="prune.executed",
                 target=j.id,
                 result=failed or "ok",
-                detail=text.splitlines()[0][:200],
+                detail=head[:200],
                 account=j.account or "",
                 region=j.region,
             )
@@ -519,47 +576,85 @@ class Pruning:
         return None
 
 
+def _deregistered(outcome: str) -> bool:
+    return outcome.startswith("deregistered")
+
+
+def progress_text(job: Job, r: Mapping[str, Any]) -> str:
+    """One line of progress (pure)."""
+    checks = r.get("recheck", {})
+    total = sum(len(p["go"]) for p in checks.values())
+    done = sum(1 for p in checks.values() for ami in p["go"] if ami in r.get("done", {}))
+    waiting = len(job.params["approved"]) - len(checks)
+    text = f"🧹 Pruning (job `{job.id}`): {done}/{total} AMIs deregistered"
+    skipped = sum(len(p["skipped"]) for p in checks.values())
+    if skipped:
+        text += f", {skipped} skipped (no longer prunable)"
+    if waiting > 0:
+        text += f"; {waiting} region(s) still to re-check"
+    return text
+
+
 def report(job: Job, r: Mapping[str, Any], failed: str | None) -> tuple[str, list[str]]:
-    """The final report: a summary line and one line per AMI (pure)."""
-    done = r.get("done", {})
-    ok = [a for a, o in done.items() if o.startswith("deregistered")]
-    bad = {a: o for a, o in done.items() if not o.startswith("deregistered")}
-    skipped = {a: why for p in r.get("recheck", {}).values() for a, why in p.get("skipped", {}).items()}
-    snaps = r.get("snapshots", {})
-    deleted = [s for s, o in snaps.items() if o.startswith("deleted")]
-    snap_failed = {s: o for s, o in snaps.items() if o.startswith("failed")}
-    head = "❌ Prune stopped: " + failed if failed else "🧹 Prune done"
-    text = (
+    """The final report (pure): the message text (a summary line, then the first `SHOWN` AMI lines)
+    and every AMI line (one per approved AMI: its outcome and what happened to its snapshots)."""
+    done: Mapping[str, str] = r.get("done", {})
+    checks: Mapping[str, Any] = r.get("recheck", {})
+    snaps: Mapping[str, str] = r.get("snapshots", {})
+    ok = sorted(a for a, o in done.items() if _deregistered(o))
+    bad = sorted(a for a, o in done.items() if not _deregistered(o))
+    skipped = {a: why for p in checks.values() for a, why in p.get("skipped", {}).items()}
+    snapshots_of = {a: ids for p in checks.values() for a, ids in p.get("snapshots", {}).items()}
+    deleted = sum(1 for o in snaps.values() if o.startswith("deleted"))
+    kept = sum(1 for o in snaps.values() if o.startswith("kept"))
+    snap_failed = sum(1 for o in snaps.values() if o.startswith("failed"))
+    head = f"❌ Prune stopped: {failed}" if failed else "🧹 Prune done"
+    summary = (
         f"{head} (job `{job.id}`){in_account(job.account)}: {len(ok)} AMIs deregistered, {len(bad)} failed, "
-        f"{len(skipped)} skipped; {len(deleted)} snapshots deleted, {len(snap_failed)} failed"
+        f"{len(skipped)} skipped; {deleted} snapshots deleted, {kept} kept (used by another AMI), "
+        f"{snap_failed} failed"
     )
-    lines = [f"✅ `{a}` {done[a]}" for a in sorted(ok)]
-    lines += [f"⚠️ `{a}` {o}" for a, o in sorted(bad.items())]
+
+    def with_snapshots(ami: str) -> str:
+        ids = snapshots_of.get(ami, [])
+        return "".join(f"; snapshot `{s}` {snaps.get(s, 'not deleted')}" for s in ids)
+
+    lines = [f"✅ `{a}` {done[a]}{with_snapshots(a)}" for a in ok]
+    lines += [f"⚠️ `{a}` {done[a]}" for a in bad]
     lines += [f"ℹ️ `{a}` skipped: {why}" for a, why in sorted(skipped.items())]
-    lines += [f"⚠️ snapshot `{s}` {o}" for s, o in sorted(snap_failed.items())]
-    return text, lines
+    shown = "\n".join(lines[:SHOWN])
+    more = f"\n… and {len(lines) - SHOWN} more in the thread" if len(lines) > SHOWN else ""
+    return f"{summary}\n{shown}{more}" if lines else summary, lines
 
 
 def next_run(crontab: str | None, now: datetime) -> datetime | None:
+    """The first fire time of `crontab` (UTC) at or after `now`; None when there is no schedule."""
     if not crontab:
         return None
-    from apscheduler.triggers.cron import CronTrigger
-
-    fire = CronTrigger.from_crontab(crontab, timezone=UTC).get_next_fire_time(None, now)
-    return fire
+    return cron_trigger(crontab).get_next_fire_time(None, now)
 
 
-def schedule_text(crontab: str | None, notice: timedelta, now: datetime, policy: prune.Policy) -> str:
+def schedule_text(
+    crontab: str | None, notice: timedelta, now: datetime, policy: prune.Policy, *, channel: str | None
+) -> str:
+    """`/ami prune schedule` (pure). The schedule runs only with a channel to post the plan in."""
+    rules = (
+        f"Policy: retention {prune.format_duration(policy.retention)}, keep last {policy.keep_last} "
+        f"per family, protect tag `{policy.protect_tag}`."
+    )
     nxt = next_run(crontab, now)
     if nxt is None:
         return (
-            "🗓️ Scheduled prune is *off* (set AMIBOT_PRUNE_SCHEDULE to a cron string such as `0 6 * * 1`). "
-            f"Policy: retention {policy.retention.days}d, keep last {policy.keep_last} per family."
+            "🗓️ Scheduled prune is *off* (set AMIBOT_PRUNE_SCHEDULE to a cron string such as "
+            f"`0 6 * * 1`). {rules}"
+        )
+    if not channel:
+        return (
+            f"🗓️ Scheduled prune `{crontab}` is *off*: no channel to post the plan in "
+            f"(set AMIBOT_APPROVAL_CHANNEL or AMIBOT_NOTIFY_CHANNEL). {rules}"
         )
     return (
         f"🗓️ Scheduled prune: `{crontab}` (UTC). Next run: {when(nxt.timestamp())}; "
-        "the plan is posted for approval. "
-        f"A notice with Keep buttons goes out {prune.format_duration(notice)} before. "
-        f"Policy: retention {policy.retention.days}d, keep last {policy.keep_last} per family, "
-        f"protect tag `{policy.protect_tag}`."
+        f"the plan is posted for approval in <#{channel}>. "
+        f"A notice with Keep buttons goes out {prune.format_duration(notice)} before. {rules}"
     )

@@ -39,7 +39,7 @@ class Scheduler:
 
     def cron(self, name: str, crontab: str, fn: Callable[[datetime], object]) -> None:
         """`fn` gets the scheduled fire time, the same on every replica (claim the tick with it)."""
-        trigger = CronTrigger.from_crontab(crontab, timezone=UTC)
+        trigger = cron_trigger(crontab)
 
         def run() -> None:
             fn(last_fire(trigger, datetime.now(UTC)))
@@ -62,6 +62,60 @@ class Scheduler:
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_trigger(crontab: str) -> CronTrigger:
+    """A standard 5-field crontab, in UTC, as an APScheduler trigger (ValueError if it is not one).
+
+    Not `CronTrigger.from_crontab`: APScheduler 3 numbers the days of the week from Monday
+    (0 = mon), cron from Sunday (0 and 7 = sun), so `from_crontab("0 6 * * 1")` fires on
+    Tuesdays. Numeric days are turned into day names first. Cron fires when *either* restricted
+    day field matches, APScheduler when both do, so restricting both is refused.
+    """
+    fields = crontab.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekdays = fields
+    if day not in ("*", "?") and weekdays not in ("*", "?"):
+        raise ValueError("restrict the day of the month or the day of the week, not both")
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_days(weekdays), timezone=UTC
+    )
+
+
+def _cron_days(text: str) -> str:
+    """Cron's day-of-week field (`1`, `1-5`, `*/2`, `0,6`, `mon-fri`, 7 = sun) as day names."""
+    if text in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in text.lower().split(","):
+        spec, slash, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if slash and step is None:
+            raise ValueError(f"bad step in day of week {part!r}")
+        if spec == "*":
+            low, high = 0, 6
+        elif "-" in spec:
+            first, _, last = spec.partition("-")
+            low, high = _cron_day(first), _cron_day(last)
+        else:
+            low = _cron_day(spec)
+            high = 6 if slash else low
+        if low > high:
+            raise ValueError(f"day of week range {part!r} runs backwards")
+        days.update(day % 7 for day in range(low, high + 1, step or 1))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def _cron_day(text: str) -> int:
+    if text in _CRON_DAYS:
+        return _CRON_DAYS.index(text)
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    raise ValueError(f"bad day of week {text!r} (0-7 or sun-sat)")
 
 
 def last_fire(trigger: CronTrigger, now: datetime) -> datetime:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SIGNING_SECRET
-from tests.e2e.harness import BotProcess, SlackSigner, bot_env
+from tests.e2e.harness import BotProcess, DescribeImagesCall, DescribeImagesLog, Gate, SlackSigner, bot_env
 from tests.peers import MotoServer, RedisServer
 
 BotFactory = Callable[..., BotProcess]
@@ -75,7 +73,7 @@ def env_for(
 
 @pytest.fixture(scope="module")
 def _module_bot(
-    redis_srv: RedisServer, slack_srv: Any, moto_srv: MotoServer, signer: Any
+    redis_srv: RedisServer, slack_srv: Any, moto_srv: MotoServer, signer: SlackSigner
 ) -> Iterator[BotProcess]:
     path = Path(tempfile.mkdtemp(prefix="amibot-e2e-"))
     env = bot_env(
@@ -124,38 +122,6 @@ def start_bot(
         bot.stop()
 
 
-class Gate:
-    """Holds the first `times` calls of a patched moto function until `release()` (at most
-    `limit` seconds), before the call runs or, with `after`, once it has run but before it answers."""
-
-    def __init__(self, times: int = 1, limit: float = 30.0) -> None:
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        self._left = times
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def wrap(self, fn: Callable[..., Any], *, after: bool) -> Callable[..., Any]:
-        def held(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                hold, self._left = self._left > 0, self._left - 1
-            if hold and not after:
-                self._hold()
-            result = fn(*args, **kwargs)
-            if hold and after:
-                self._hold()
-            return result
-
-        return held
-
-    def _hold(self) -> None:
-        self.entered.set()
-        self.released.wait(self._limit)
-
-    def release(self) -> None:
-        self.released.set()
-
-
 @pytest.fixture
 def moto_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gate]]:
     """`moto_gate(cls, name, after=False)`: hold calls to moto's `cls.name` (the server runs here)."""
@@ -170,32 +136,6 @@ def moto_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gate]]:
     yield hold
     for gate in gates:
         gate.release()
-
-
-@dataclass(frozen=True)
-class DescribeImagesCall:
-    at: float  # time.monotonic()
-    access_key: str  # who signed the request (each replica gets its own AWS_ACCESS_KEY_ID)
-    image_ids: tuple[str, ...]  # asked for by id (ImageIds= or the image-id filter): a tracker poll
-    filters: tuple[str, ...]  # the names of the filters
-
-
-@dataclass
-class DescribeImagesLog:
-    calls: list[DescribeImagesCall] = field(default_factory=list)
-
-    def polls(self, access_key: str | None = None, since: float = 0.0) -> list[DescribeImagesCall]:
-        """Calls by image id (what the tracker makes), by `access_key` if given, from `since` on."""
-        return [
-            c
-            for c in list(self.calls)
-            if c.image_ids and c.at >= since and (access_key is None or c.access_key == access_key)
-        ]
-
-    def pollers(self, since: float, until: float | None = None) -> set[str]:
-        """Access keys that polled images by id in [since, until]."""
-        end = time.monotonic() if until is None else until
-        return {c.access_key for c in self.polls(since=since) if c.at <= end}
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,64 @@ def tags_of(image: Mapping[str, Any]) -> dict[str, str]:
 def notices_for(slack: Any, image_id: str, channel: str | None = None) -> list[Any]:
     """Successful chat.postMessage calls that name `image_id` (to `channel`, if given)."""
     return [p for p in slack.posts(channel) if image_id in str(p.params.get("text", ""))]
+
+
+# --- holding and watching moto (the server runs in the test process) ----------------------------
+
+
+class Gate:
+    """Holds the first `times` calls of a patched moto function until `release()` (at most
+    `limit` seconds), before the call runs or, with `after`, once it has run but before it answers."""
+
+    def __init__(self, times: int = 1, limit: float = 30.0) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self._left = times
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def wrap(self, fn: Callable[..., Any], *, after: bool) -> Callable[..., Any]:
+        def held(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                hold, self._left = self._left > 0, self._left - 1
+            if hold and not after:
+                self._hold()
+            result = fn(*args, **kwargs)
+            if hold and after:
+                self._hold()
+            return result
+
+        return held
+
+    def _hold(self) -> None:
+        self.entered.set()
+        self.released.wait(self._limit)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass(frozen=True)
+class DescribeImagesCall:
+    at: float  # time.monotonic()
+    access_key: str  # who signed the request (each replica gets its own AWS_ACCESS_KEY_ID)
+    image_ids: tuple[str, ...]  # asked for by id (ImageIds= or the image-id filter): a tracker poll
+    filters: tuple[str, ...]  # the names of the filters
+
+
+@dataclass
+class DescribeImagesLog:
+    calls: list[DescribeImagesCall] = field(default_factory=list)
+
+    def polls(self, access_key: str | None = None, since: float = 0.0) -> list[DescribeImagesCall]:
+        """Calls by image id (what the tracker makes), by `access_key` if given, from `since` on."""
+        return [
+            c
+            for c in list(self.calls)
+            if c.image_ids and c.at >= since and (access_key is None or c.access_key == access_key)
+        ]
+
+    def pollers(self, since: float, until: float | None = None) -> set[str]:
+        """Access keys that polled images by id in [since, until]."""
+        end = time.monotonic() if until is None else until
+        return {c.access_key for c in self.polls(since=since) if c.at <= end}

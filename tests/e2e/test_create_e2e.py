@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import set_image_state
-from tests.e2e.conftest import Gate
 from tests.e2e.harness import (
     BotProcess,
+    Gate,
     ack_text,
     images_of_job,
     job_id_of,
@@ -282,7 +282,7 @@ def test_metrics_are_prometheus_text(
 
 
 def test_redis_hangs_while_the_image_becomes_available_then_one_notice(
-    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str
+    start_bot: Callable[..., BotProcess], slack: Any, pending_images: Any, instance: str, prefix: str
 ) -> None:
     """Redis stops answering (SIGSTOP: connections stay open, nothing is lost) while the image is
     pending and becomes available; once Redis answers again, the bot carries on by itself."""
@@ -292,7 +292,7 @@ def test_redis_hangs_while_the_image_becomes_available_then_one_notice(
         job_id = job_id_of(bot.command(f"create {instance} --name 'web frozen 1'", slack.new_response_url()))
         image_id = tracked_image(pending_images, job_id)["ImageId"]
         redis = own_redis.client()
-        wait_until(lambda: redis.sismember(f"{own_redis_prefix(bot)}jobs:tracking", job_id), what="tracking")
+        wait_tracking(redis, prefix, job_id)
 
         seen = bot.log_text().count("state store unavailable")
         os.kill(own_redis.process.pid, signal.SIGSTOP)
@@ -312,7 +312,3 @@ def test_redis_hangs_while_the_image_becomes_available_then_one_notice(
         wait_polls(bot, 5)
         assert_one_notice_each(slack, image_id, ("CGENERAL", "COPS"))
         assert len(slack.posts()) == 2
-
-
-def own_redis_prefix(bot: BotProcess) -> str:
-    return bot.env["AMIBOT_KEY_PREFIX"]

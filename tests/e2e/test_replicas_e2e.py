@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import set_image_state
-from tests.e2e.conftest import DescribeImagesLog
-from tests.e2e.harness import BotProcess, job_id_of, metric, notices_for
+from tests.e2e.harness import BotProcess, DescribeImagesLog, job_id_of, metric, notices_for
 from tests.peers import wait_until
 
 pytestmark = pytest.mark.e2e
