@@ -18,8 +18,10 @@ class Access:
         return None
 
     def refuse_channel(self, channel: str | None) -> str | None:
-        if not self.allowed_channels or not channel:
+        if not self.allowed_channels:
             return None
+        if not channel:
+            return "amibot could not tell which channel this request comes from."
         if channel in self.allowed_channels:
             return None
         where = ", ".join(f"<#{c}>" for c in sorted(self.allowed_channels))

@@ -71,6 +71,7 @@ from bot.store.leases import Leases
 from bot.store.offers import OfferStore
 from bot.store.outbox import OutboxStore
 from bot.store.work import WorkStore
+from bot.request_guard import RequestGuard
 from bot.tasks import SCHEDULER, Tasks
 from bot.tracker import Tracker, TrackPolicy
 
@@ -90,6 +91,7 @@ class Services:
     create_form: CreateForm
     home: HomeService
     keeping: Keeping
+    requests: RequestGuard
 
 
 @dataclass
@@ -307,6 +309,10 @@ def build(
         create_form=create_form,
         home=HomeService(jobs, approvals, clock=clock),
         keeping=keeping,
+        requests=RequestGuard(
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+            leases.once,
+        ),
     )
     metrics.watch("amibot_jobs", "Jobs by kind and state", ["kind", "state"], jobs.counts)
     metrics.watch(
@@ -400,7 +406,7 @@ def schedule_prune(
     amibot = Caller(user=SCHEDULER, channel=channel)
 
     def run(fire: datetime) -> None:
-        if leases.claim_tick("prune", fire.isoformat(), ttl_s=86400):
+        if leases.once("prune-tick", fire.isoformat(), ttl_s=86400):
             pruning.submit(amibot, None, None, None, None, dry_run=False)
 
     def warn() -> None:
@@ -409,7 +415,7 @@ def schedule_prune(
         if (
             nxt is not None
             and nxt - notice <= now
-            and leases.claim_tick("prune-notice", nxt.isoformat(), notice.total_seconds() + 86400)
+            and leases.once("prune-notice", nxt.isoformat(), notice.total_seconds() + 86400)
         ):
             tasks.submit(NOTICE_TASK, amibot, {"run_at": nxt.isoformat(), "account": None})
 

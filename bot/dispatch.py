@@ -33,6 +33,8 @@ class CommandService:
         self._roles = roles
 
     def handle(self, text: str, caller: Caller) -> Reply:
+        if not caller.user or not caller.channel:
+            raise UserError("this request names no user or no channel, so amibot cannot act on it")
         command: Command = parse(text, self._grammar)
         sub = getattr(command, "SUBCOMMAND", "?")
         route = self._routes.get(type(command))

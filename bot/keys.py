@@ -48,8 +48,9 @@ class Keys:
     def lease(self, name: str) -> str:
         return self._k("lease", name)
 
-    def tick(self, name: str, when: str) -> str:
-        return self._k("tick", name, when)
+    def once(self, kind: str, ident: str) -> str:
+        """Marks something that may happen once: a scheduler tick, a request signature."""
+        return self._k("once", kind, ident)
 
     # outbox
     def outbox_item(self, item_id: str) -> str:

@@ -2,7 +2,8 @@
 
 `POST /slack/events` takes slash commands, interactivity and events (Bolt verifies the
 signature and timestamp); `GET /healthz` is 200 when Redis answers, else 503;
-`GET /metrics` serves Prometheus metrics. A request that cannot be parsed gets a 400.
+`GET /metrics` serves Prometheus metrics. bot.request_guard checks the signature, replays
+and the request's shape first (401/400); Bolt then dispatches it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request import BoltRequest
 from waitress.server import create_server
 
 from bot.app import Runtime
@@ -28,7 +30,7 @@ StartResponse = Callable[..., Any]
 
 class WsgiApp:
     def __init__(self, runtime: Runtime) -> None:
-        self._bolt = SlackRequestHandler(runtime.bolt, path=EVENTS_PATH)
+        self._bolt = runtime.bolt
         self._services = runtime.services
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -37,7 +39,11 @@ class WsgiApp:
         if path == EVENTS_PATH:
             if method != "POST":
                 return _plain(start_response, "405 Method Not Allowed", "use POST\n")
-            return self._events(environ, start_response)
+            started = time.perf_counter()
+            try:
+                return self._events(environ, start_response)
+            finally:
+                self._services.metrics.ack_seconds.labels("http").observe(time.perf_counter() - started)
         if path == "/healthz" and method in ("GET", "HEAD"):
             if self._services.healthy():
                 return _plain(start_response, "200 OK", "ok\n")
@@ -51,7 +57,6 @@ class WsgiApp:
         return _plain(start_response, "404 Not Found", "not found\n")
 
     def _events(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -59,22 +64,52 @@ class WsgiApp:
         if length > MAX_BODY:
             return _plain(start_response, "413 Payload Too Large", "payload too large\n")
         try:
-            result = list(self._bolt(environ, start_response))
+            body = environ["wsgi.input"].read(length).decode("utf-8")
+        except (UnicodeDecodeError, OSError, KeyError):
+            return _plain(start_response, "400 Bad Request", "bad body\n")
+        headers = _headers(environ)
+        refused = self._services.requests.problem(body, headers)
+        if refused is not None:
+            status, reason = refused
+            log.info("request refused", extra={"status": status, "reason": reason})
+            return _plain(start_response, f"{status} {HTTPStatus(status).phrase}", reason + "\n")
+        try:
+            response = self._bolt.dispatch(
+                BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=_multi(headers))
+            )
         except Exception:
-            log.warning("unparseable request", exc_info=True)
-            return _plain(start_response, "400 Bad Request", "bad request\n", exc_info=True)
-        finally:
-            self._services.metrics.ack_seconds.labels("http").observe(time.perf_counter() - started)
-        return result
+            log.info("unparseable request", extra={"error": sys.exc_info()[0].__name__})  # type: ignore[union-attr]
+            return _plain(start_response, "400 Bad Request", "bad request\n")
+        payload = response.body.encode("utf-8")
+        out = [
+            (k, v) for k, v in response.first_headers_without_set_cookie().items() if k != "content-length"
+        ]
+        start_response(
+            f"{response.status} {HTTPStatus(response.status).phrase}",
+            [*out, ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
 
 
-def _plain(start_response: StartResponse, status: str, text: str, exc_info: bool = False) -> list[bytes]:
+def _multi(headers: Mapping[str, str]) -> dict[str, str | Sequence[str]]:
+    return dict(headers)
+
+
+def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            headers[key.lower().replace("_", "-")] = str(value)
+        elif key.startswith("HTTP_"):
+            headers[key[5:].lower().replace("_", "-")] = str(value)
+    return headers
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
     body = text.encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if exc_info:
-        start_response(status, headers, sys.exc_info())
-    else:
-        start_response(status, headers)
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 

@@ -51,6 +51,7 @@ class Leases:
         return bool(self._release(keys=[self._keys.lease(name)], args=[token]))
 
     @guarded
-    def claim_tick(self, name: str, when: str, ttl_s: float) -> bool:
-        """True for exactly one caller per (name, when) across all replicas."""
-        return bool(self._r.set(self._keys.tick(name, when), "1", nx=True, ex=max(1, int(ttl_s))))
+    def once(self, kind: str, ident: str, ttl_s: float) -> bool:
+        """True for exactly one caller per (kind, ident) within `ttl_s`, across all replicas:
+        one run per scheduler tick, one acceptance per request signature."""
+        return bool(self._r.set(self._keys.once(kind, ident), "1", nx=True, ex=max(1, int(ttl_s))))
