@@ -58,6 +58,7 @@ from bot.models import JobKind
 from bot.outbox import Outbox
 from bot.protecting import Protecting
 from bot.pruning import PruneSettings, Pruning, next_run, prune_summary, schedule_text
+from bot.request_guard import RequestGuard
 from bot.roles import RoleDirectory
 from bot.runner import Runner
 from bot.scheduler import Scheduler
@@ -71,7 +72,6 @@ from bot.store.leases import Leases
 from bot.store.offers import OfferStore
 from bot.store.outbox import OutboxStore
 from bot.store.work import WorkStore
-from bot.request_guard import RequestGuard
 from bot.tasks import SCHEDULER, Tasks
 from bot.tracker import Tracker, TrackPolicy
 
