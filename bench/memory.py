@@ -104,9 +104,8 @@ def main(argv: list[str] | None = None) -> bool:
             sample_job = redis.srandmember(prefix + "jobs:tracking")
             job_bytes = int(redis.memory_usage(f"{prefix}job:{sample_job}") or 0)
             audit_bytes = int(redis.memory_usage(prefix + "audit") or 0)
-            print(
-                f"redis: {tracking} tracking jobs stored in {stored_s:.1f} s, +{(after - before) / 1e6:.1f} MB"
-            )
+            grown = (after - before) / 1e6
+            print(f"redis: {tracking} tracking jobs stored in {stored_s:.1f} s, +{grown:.1f} MB")
 
             polls_before = len(log.by(BOT_ACCESS_KEY))
             started = time.monotonic()
@@ -115,9 +114,8 @@ def main(argv: list[str] | None = None) -> bool:
             poll_s = (time.monotonic() - started) / (args.polls + 1)
             loaded = bot.memory_kib()
             calls = log.by(BOT_ACCESS_KEY)[polls_before:]
-            print(
-                f"bot with {args.jobs} jobs: VmRSS {mib(loaded['VmRSS']):.1f} MiB, peak {mib(loaded['VmHWM']):.1f} MiB"
-            )
+            rss, peak = mib(loaded["VmRSS"]), mib(loaded["VmHWM"])
+            print(f"bot with {args.jobs} jobs: VmRSS {rss:.1f} MiB, peak {peak:.1f} MiB")
         finally:
             bot.stop()
     return report(
@@ -143,8 +141,9 @@ def report(
     ids = sum(c.ids for c in calls)
     checks = [
         (
-            f"bot RSS {mib(loaded['VmRSS']):.1f} MiB (peak {mib(peak):.1f} MiB) with {tracking} in-flight jobs (< {GOAL_MIB} MB)",
-            mib(peak) * 1.048576 < GOAL_MIB,
+            f"bot RSS {mib(loaded['VmRSS']):.1f} MiB (peak {mib(peak):.1f} MiB) with {tracking} in-flight "
+            f"jobs (< {GOAL_MIB} MB)",
+            peak * 1024 / 1e6 < GOAL_MIB,
         ),
     ]
     rss_table = table(
@@ -184,8 +183,8 @@ def report(
             "**Result**",
             "",
             *(f"- {verdict(ok)} {text}" for text, ok in checks),
-            f"- Redis: {per_job:.0f} bytes per in-flight job ({per_job * tracking / 1e6:.1f} MB for {tracking}), "
-            "audit entries included.",
+            f"- Redis: {per_job:.0f} bytes per in-flight job ({per_job * tracking / 1e6:.1f} MB for "
+            f"{tracking}), audit entries included.",
             "",
             rss_table,
             "",
@@ -193,17 +192,19 @@ def report(
             "",
             "**How it was measured**",
             "",
-            f"- {args.jobs} images registered in moto's EC2 backend (in this process) across {', '.join(REGIONS)}, "
-            "state `pending` for the whole run.",
-            f"- `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s). RSS "
-            "from /proc/<pid>/status (VmRSS now, VmHWM the peak since start).",
-            f"- {tracking} jobs stored through the bot's JobStore as `/ami create` leaves them once CreateImage "
-            "answered (TRACKING, image PENDING), each with its create.requested and create.started audit "
-            "entries, so the Redis figure is what an in-flight create costs. Redis `used_memory` from "
+            f"- {args.jobs} images registered in moto's EC2 backend (in this process) across "
+            f"{', '.join(REGIONS)}, state `pending` for the whole run.",
+            f"- `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s). "
+            "RSS from /proc/<pid>/status (VmRSS now, VmHWM the peak since start).",
+            f"- {tracking} jobs stored through the bot's JobStore as `/ami create` leaves them once "
+            "CreateImage answered (TRACKING, image PENDING), each with its create.requested and "
+            "create.started audit entries, so the Redis figure is what an in-flight create costs. Redis "
+            "`used_memory` from "
             "`INFO memory` before and after (after `MEMORY PURGE`).",
-            f"- Then the tracker polled them: {len(calls)} DescribeImages calls for {ids} image ids counted at "
-            f"moto during {args.polls + 1} polls (~{poll_s:.1f} s per poll, most of it moto serializing the "
-            "answers in this process).",
+            f"- Then the tracker polled them: {len(calls)} DescribeImages calls asking for {ids} image ids "
+            f"({ids / max(1, tracking):.1f} sweeps of all {tracking}), counted at moto, while the bot's RSS "
+            f"was sampled; ~{poll_s:.1f} s per poll, most of it moto serializing the answers in this "
+            "process.",
         ]
     )
     write_section(

@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> bool:
         calls, usage_calls, expected, _ = measure_calls(images)
         scale_rows.append((images, calls, usage_calls, expected))
         print(f"{images} AMIs: {sum(calls.values())} calls {dict(calls)}")
-    _, calls, usage_calls, expected = scale_rows[-1]
 
     acc = generate(images=args.images)
     paged_calls: Counter[str] = Counter()
@@ -179,7 +178,7 @@ def report(
     inv_wall: list[float],
     moto: dict[str, float] | None,
 ) -> bool:
-    images, calls, usage_calls, expected = scale_rows[-1]
+    images, calls, _, expected = scale_rows[-1]
     calls_table = table(
         ["operation", "calls (counted by amibot's hook)", "pages in the account", "page size"],
         [[op, calls.get(op, 0), expected[op], PAGE_LIMITS[op]] for op in OPERATIONS]
@@ -271,9 +270,11 @@ def report(
     ]
     if moto:
         lines += [
-            f"Through HTTP and XML, for scale: the {images}-image listing (`inventory.own_images`) from the moto "
+            f"Through HTTP and XML, for scale: the {images}-image listing (`inventory.own_images`) from the "
+            "moto "
             f"server took {moto['wall_s']:.2f} s wall, {moto['client_cpu_s']:.2f} s of it CPU in botocore "
-            f"(the calling thread), in {moto['calls']:.0f} DescribeImages call (moto ignores MaxResults; AWS would "
+            f"(the calling thread), in {moto['calls']:.0f} DescribeImages call (moto ignores MaxResults; "
+            "AWS would "
             f"answer in {math.ceil(images / 1000)} pages). Seeding moto's backend with {images} images took "
             f"{moto['seed_s']:.1f} s.",
             "",
@@ -281,7 +282,8 @@ def report(
     lines += [
         "**How it was measured**",
         "",
-        "- The account is generated (`bench/_paged_aws.py: generate`, fixed seed): 250 families of 40 AMIs over "
+        "- The account is generated (`bench/_paged_aws.py: generate`, fixed seed): 250 families of 40 AMIs "
+        "over "
         "540 days with four naming styles and a family tag on every tenth family; ~2 % failed, some pending, "
         "2 % with the protect tag, 1 % with deregistration protection; 1-3 snapshots per AMI, 5 % sharing a "
         "snapshot; instances in every state; template versions and groups pointing mostly at the newer AMIs; "
@@ -290,7 +292,8 @@ def report(
         "- The inventory is read by amibot's own code (`Pruning.inventory` → `Ec2.own_images` + `Ec2.uses` "
         "through `AwsClients`; calls counted by its `on_call` hook) from real boto3 clients whose requests "
         "botocore builds and validates, answered by `bench._paged_aws.PagedAws` in a `before-call` hook "
-        "(as botocore's Stubber does) with pages of at most AWS's maximum, chained by NextToken. It stands in "
+        "(as botocore's Stubber does) with pages of at most AWS's maximum, chained by NextToken. It stands "
+        "in "
         "for moto because moto returns DescribeImages in one page and cuts DescribeLaunchTemplates / "
         "DescribeLaunchTemplateVersions at MaxResults with no NextToken (a 500-template account reads as 200 "
         "templates there). No HTTP or XML is involved, so the inventory and end-to-end figures leave out "

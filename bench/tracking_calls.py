@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,7 +255,8 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
         ),
         (f"{ratio:.0f}× fewer calls than one waiter per image (≥ 60×)", ratio >= 60),
         (
-            f"notice p99 {pct(latencies, 99):.2f} s after the image turned available (≤ poll interval {args.poll:g} s + 2 s)",
+            f"notice p99 {pct(latencies, 99):.2f} s after the image turned available (≤ poll interval "
+            f"{args.poll:g} s + 2 s)",
             pct(latencies, 99) <= bound,
         ),
     ]
@@ -325,11 +325,13 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
             "",
             *(f"- {verdict(ok)} {text}" for text, ok in checks),
             "",
-            f"DescribeImages calls, counted at the moto server (by the access key that signed them), {images} pending images:",
+            "DescribeImages calls, counted at the moto server (by the access key that signed them), "
+            f"{images} pending images:",
             "",
             calls_table,
             "",
-            f"amibot's polls (complete polls in the counting window; median span {median(polls.spans):.2f} s):",
+            f"amibot's polls (complete polls in the counting window; median span {median(polls.spans):.2f} "
+            "s):",
             "",
             poll_table,
             "",
@@ -339,23 +341,33 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
             "",
             "**How it was measured**",
             "",
-            f"- {images} images registered in moto's EC2 backend (in this process) across {', '.join(REGIONS)}, state `pending`.",
-            f"- Baseline: {images} threads, each `ec2.get_waiter('image_available').wait(ImageIds=[id])` — the seed "
-            f"script's approach — with `Delay` {WAITER_DELAY_S:g} s instead of {SEED_DELAY_S:g} s and `MaxAttempts` "
+            f"- {images} images registered in moto's EC2 backend (in this process) across "
+            f"{', '.join(REGIONS)}, state `pending`.",
+            f"- Baseline: {images} threads, each `ec2.get_waiter('image_available').wait(ImageIds=[id])` — "
+            "the seed "
+            f"script's approach — with `Delay` {WAITER_DELAY_S:g} s instead of {SEED_DELAY_S:g} s and "
+            "`MaxAttempts` "
             f"{WAITER_ATTEMPTS} so the run ends; each attempt is one DescribeImages call (counted: "
             f"{waiters.per_image_cycle:.3f} per image per attempt). Measured rate at {WAITER_DELAY_S:g} s: "
-            f"{waiters.per_image_minute:.1f} calls per image-minute (the delay plus the call time under load); at the "
+            f"{waiters.per_image_minute:.1f} calls per image-minute (the delay plus the call time under "
+            "load); at the "
             f"seed's {SEED_DELAY_S:g} s the same per-attempt count gives {waiter_15:.1f}.",
-            f"- amibot: {images} tracking jobs stored through the bot's JobStore as `/ami create` leaves them "
-            f"(TRACKING, image PENDING), then `amibot run --http` with AMIBOT_POLL_INTERVAL={args.poll:g}; its "
-            "DescribeImages calls grouped into polls by time. The per-image-minute figure at 15 s is calls per poll "
+            f"- amibot: {images} tracking jobs stored through the bot's JobStore as `/ami create` leaves "
+            "them "
+            f"(TRACKING, image PENDING), then `amibot run --http` with AMIBOT_POLL_INTERVAL={args.poll:g}; "
+            "its "
+            "DescribeImages calls grouped into polls by time. The per-image-minute figure at 15 s is calls "
+            "per poll "
             "× 4 polls per minute ÷ images; the ratio compares both approaches at the same 15 s cadence.",
-            f"- Notice latency: {len(latencies)} of the images flipped to `available` in moto one at a time at random "
+            f"- Notice latency: {len(latencies)} of the images flipped to `available` in moto one at a time "
+            "at random "
             f"moments over ~{10 * args.poll:g} s; latency is from the flip to the fake Slack recording the "
-            "chat.postMessage that names the image. Expect up to one poll interval of waiting for the next poll, "
+            "chat.postMessage that names the image. Expect up to one poll interval of waiting for the next "
+            "poll, "
             "plus the poll itself, plus the outbox delivery.",
             "- moto answers the `image-id` filter by dictionary lookup in this benchmark (`bench._common."
-            "fast_image_id_filter`; moto's own matching is O(images × ids) and would make moto the bottleneck); "
+            "fast_image_id_filter`; moto's own matching is O(images × ids) and would make moto the "
+            "bottleneck); "
             "the calls made and counted are the same.",
         ]
     )
@@ -367,7 +379,8 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
             [
                 "one DescribeImages call per account, region and up to 200 in-flight images per poll: "
                 "≤ 15 calls per poll for 1,000 images in 3 regions",
-                "≥ 60× fewer calls than one boto3 `image_available` waiter per image, counted in the same run",
+                "≥ 60× fewer calls than one boto3 `image_available` waiter per image, counted in the same "
+                "run",
                 "a notice within one poll interval + 2 s of the image becoming available (p99)",
             ],
             body,

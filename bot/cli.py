@@ -9,12 +9,15 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
+from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.errors import ConfigError
 
 log = logging.getLogger("amibot")
+# What slack_sdk raises when Slack refuses a call, or cannot be reached (after its retries).
+_SLACK_FAILURES = (SlackClientError, URLError, TimeoutError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +56,8 @@ def _run(*, http: bool, host: str, port: int, threads: int) -> int:
 
     try:
         runtime = build(settings)
-    except (SlackApiError, SlackClientError) as exc:
-        print(f"amibot: Slack refused the bot token or could not be reached: {exc}", file=sys.stderr)
+    except _SLACK_FAILURES as exc:
+        print(f"amibot: Slack refused the bot token or could not be reached: {_why(exc)}", file=sys.stderr)
         return 2
     stop = threading.Event()
     runtime.start_background()
@@ -86,8 +89,8 @@ def _run(*, http: bool, host: str, port: int, threads: int) -> int:
             _on_signals(stop.set)
             try:
                 handler.connect()  # the client reconnects by itself afterwards
-            except (SlackApiError, SlackClientError) as exc:
-                why = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            except _SLACK_FAILURES as exc:
+                why = _why(exc)
                 print(f"amibot: Socket Mode cannot connect ({why}); check SLACK_APP_TOKEN", file=sys.stderr)
                 return 2
             stop.wait()
@@ -96,6 +99,15 @@ def _run(*, http: bool, host: str, port: int, threads: int) -> int:
         runtime.stop()
         log.info("amibot stopped")
     return 0
+
+
+def _why(exc: BaseException) -> str:
+    """Slack's error code, or why it could not be reached (never a token)."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    if isinstance(exc, URLError):
+        return f"{type(exc).__name__}: {exc.reason}"
+    return type(exc).__name__
 
 
 def _on_signals(fn: Callable[[], None]) -> None:

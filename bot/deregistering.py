@@ -242,7 +242,9 @@ class Deregistering:
                     )
                     if why is not None:
                         return self._finish(job, r, failed=f"not deregistered: {why}")
-                    self._save(job, {**r, "deregistering": True})
+                    # in `r` too: a retryable error (a timeout after AWS acted) saves `r` below
+                    r["deregistering"] = True
+                    self._save(job, r)
                     reported = self._ec2.deregister(
                         account, region, image_id, delete_snapshots=not p.get("keep_snapshots")
                     )

@@ -7,6 +7,9 @@ fake.api_url)` and `slack_sdk.webhook.WebhookClient(response_url)` work against 
   (slack_sdk uses JSON for chat.*, views.*) or a form body (everything else, booleans as "1"/"0")
   or the query string; the answer is HTTP 200 with `{"ok": true, ...}` or `{"ok": false, "error"}`.
 - `POST /response/<token>` for the URLs made by `new_response_url()`: answered 200 "ok".
+- Socket Mode: `apps.connections.open` (with the app-level token) answers a one-time
+  `ws://127.0.0.1:<port>/link/?ticket=…` URL, and the fake speaks WebSocket there; a test
+  pushes envelopes and reads the acks through `socket_mode` (see `bot.fakesocketmode`).
 
 Everything is recorded (`calls()`, `messages()`, `posts()`, ...) and faults can be injected
 (`fail_next()`, `down()`, `latency`). Where Slack's behaviour is subtle the fake copies it:
@@ -33,12 +36,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from bot.fakesocketmode import SocketModeHub
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 JsonDict = dict[str, Any]
 
 APP_ID = "A0FAKESLACK"
+APP_TOKEN = "xapp-1-A0FAKESLACK-1-fake"  # the app-level token apps.connections.open expects
 MAX_TEXT = 40_000
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -808,6 +814,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_GET(self) -> None:
+        if self.path.startswith("/link/"):
+            self.server.fake._accept_socket(self)
+            return
         self._serve()
 
     def _serve(self) -> None:
@@ -940,6 +949,7 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         token: str = "xoxb-test",
+        app_token: str = APP_TOKEN,
         channels: Iterable[Channel] | None = None,
         users: Mapping[str, str] | None = None,
         usergroups: Mapping[str, Sequence[str]] | None = None,
@@ -950,6 +960,7 @@ class FakeSlack:
         max_calls: int | None = 100_000,
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.latency = latency  # seconds added to every answer (benchmarks)
         self.hold_seconds = hold_seconds  # how long a "timeout" fault holds a request
         self.workspace = Workspace(
@@ -971,6 +982,7 @@ class FakeSlack:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.socket_mode = SocketModeHub(APP_ID, on_change=self._wake)
 
     # --- lifecycle
 
@@ -998,6 +1010,7 @@ class FakeSlack:
             return
         self._server = self._thread = None
         self._stopping.set()
+        self.socket_mode.close_all()
         server.shutdown()
         server.server_close()
         thread.join()
@@ -1150,6 +1163,8 @@ class FakeSlack:
         return reply
 
     def _answer_api(self, request: _Request) -> _Reply:
+        if request.method == "apps.connections.open" and not request.parse_error:
+            return self._open_connection(request)
         method = self.workspace.methods.get(request.method)
         if method is None:
             return _Reply(200, {"ok": False, "error": "unknown_method"})
@@ -1165,6 +1180,29 @@ class FakeSlack:
             return _Reply(200, {"ok": True, **method(request.params)})
         except ApiError as exc:
             return _Reply(200, exc.to_api())
+
+    def _open_connection(self, request: _Request) -> _Reply:
+        """apps.connections.open: only an app-level token will do, as on Slack."""
+        token = request.bearer or (None if request.is_json else request.form_token)
+        if not token:
+            error = "not_authed"
+        elif not token.startswith("xapp-"):
+            error = "not_allowed_token_type"
+        elif token != self.app_token:
+            error = "invalid_auth"
+        else:
+            ticket = self.socket_mode.issue_ticket()
+            return _Reply(200, {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"})
+        return _Reply(200, {"ok": False, "error": error})
+
+    def _accept_socket(self, handler: _Handler) -> None:
+        """`GET /link/?ticket=…`: a Socket Mode WebSocket (refused with 503 while `down()`)."""
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        if self._down:
+            handler.close_connection = True
+            handler.send_error(503)
+            return
+        self.socket_mode.accept(handler.path, headers, handler.connection, handler.rfile)
 
     def _answer_hook(self, request: _Request) -> _Reply:
         hook = self.workspace.response_urls.get(request.url_token or "")
@@ -1195,9 +1233,12 @@ class FakeSlack:
         self._calls.append(call)
         return call
 
-    def _notify(self, call: Call) -> None:
+    def _wake(self) -> None:
         with self._changed:
             self._changed.notify_all()
+
+    def _notify(self, call: Call) -> None:
+        self._wake()
         for callback in list(self._subscribers):
             try:
                 callback(call)
@@ -1303,3 +1344,4 @@ class FakeSlack:
             self._calls.clear()
             self._faults.clear()
             self.workspace.reset()
+        self.socket_mode.reset()

@@ -71,6 +71,46 @@ def test_the_deregister_script_clicks_real_approval_buttons() -> None:
     assert "(edited its message)" in text and "Approved* by @bob" in text
 
 
+def test_the_tour_script_lists_describes_copies_prunes_and_shows_the_home_tab() -> None:
+    out = io.StringIO()
+    assert run_demo("tour", stdout=out, available_after=0.5) == 0, out.getvalue()
+    text = out.getvalue()
+    assert "AMIs* in us-east-1" in text and "Where it is used" in text  # list, describe
+    assert "is available in eu-west-1" in text  # the copy's notice
+    assert "Prune plan (dry run, nothing will be deleted)" in text
+    assert "[App Home of alice]" in text and "Your recent completions" in text
+    assert "[1 Refresh]" in text and "[2 Refresh]" in text  # the click published the tab again
+    assert "✓ tour.txt: all" in text
+
+
+def test_home_sends_a_signed_app_home_opened_event_and_shows_the_published_view(
+    demo: tuple[Any, io.StringIO],
+) -> None:
+    session, out = demo
+    events: list[dict[str, Any]] = []
+
+    @session.runtime.bolt.middleware
+    def record(body: dict[str, Any], next: Any) -> Any:
+        if body.get("type") == "event_callback":
+            events.append(body)
+        return next()
+
+    assert session.run("as bob").problem is None
+    step = session.run("home")
+    assert step.problem is None, out.getvalue()
+    (event,) = events
+    assert event["event"]["type"] == "app_home_opened" and event["event"]["user"] == "UBOB"
+    assert event["event"]["tab"] == "home" and "view" not in event["event"]  # nothing published yet
+    published = session.fake.home_view("UBOB")
+    assert published is not None and published["type"] == "home"
+    assert session.run("expect [App Home of bob]").problem is None, out.getvalue()
+    assert session.run("expect Pending approvals").problem is None
+    assert session.run("click Refresh").problem is None, out.getvalue()
+    assert len(session.fake.calls("views.publish")) == 2
+    assert session.run("home").problem is None
+    assert events[-1]["event"]["view"]["id"] == published["id"]  # Slack sends the current view
+
+
 def test_piped_input_is_a_session_that_ends_cleanly_at_eof() -> None:
     done = amibot("demo", stdin="create ${web-1} --name piped\nas bob\nin ops\n/ami status\nclick 99\n")
     assert done.returncode == 0, done.stdout + done.stderr

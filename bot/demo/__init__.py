@@ -3,15 +3,18 @@
     amibot demo                      type commands at a prompt (or pipe them in)
     amibot demo --script FILE        play a script; exit 0 when every step passed, else 1
     amibot demo --script example     the bundled example (bot/demo/scripts/create.txt); the
-                                     bundled scripts by name: create (= example), deregister
+                                     bundled scripts by name: create (= example), deregister,
+                                     tour (list, describe, copy, prune --dry-run, the Home tab)
 
 The bot is the production bot built by `bot.app.build`: the same handlers, services, worker,
 tracker and outbox. Only its peers are emulated: Redis is fakeredis, AWS is moto (seeded with
 example instances and older AMIs; a new image stays `pending` for a few seconds), Slack is
 `bot.fakeslack.FakeSlack` on 127.0.0.1. Each `/ami` line becomes the form body Slack would
 send, signed with the demo's signing secret and dispatched through Bolt as in HTTP mode; each
-`click N` becomes a `block_actions` payload. Everything the bot sends to Slack is shown as
-text as it arrives, buttons numbered `[1 Approve] [2 Reject]`.
+`click N` becomes a `block_actions` payload, and `home` the `app_home_opened` event (a signed
+JSON Events API callback). Everything the bot sends to Slack is shown as text as it arrives
+(messages, ephemeral replies, modals and the published Home tab), buttons numbered
+`[1 Approve] [2 Reject]`.
 
 Lines (the same at the prompt and in a script):
 
@@ -19,6 +22,9 @@ Lines (the same at the prompt and in a script):
     click N | click LABEL   click button [N], or the last button still shown with that label
                             (a confirm dialog is confirmed; a button of a message that has
                             changed since can still be clicked, as a stale Slack client could)
+    home                    open amibot's App Home tab as the current person: the bot publishes
+                            it (jobs in flight, pending approvals, recent completions) and it
+                            is shown as text; `click Refresh` publishes it again
     as USER                 act as alice (requester), bob (approver), carol (admin) or dave (no role)
     in CHANNEL              type in #general (the start), #ops, #amibot (the notify channel),
                             #random or #private (amibot is not a member of those two)

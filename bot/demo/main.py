@@ -24,7 +24,12 @@ START_CHANNEL = "CGENERAL"
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 AVAILABLE_AFTER = 4.0  # seconds a new image stays pending
 EXPECT_TIMEOUT = 20.0  # seconds `expect` waits for output
-BUNDLED = {"example": "create.txt", "create": "create.txt", "deregister": "deregister.txt"}
+BUNDLED = {
+    "example": "create.txt",
+    "create": "create.txt",
+    "deregister": "deregister.txt",
+    "tour": "tour.txt",
+}
 _NOISY = ("botocore", "boto3", "urllib3", "apscheduler", "slack_bolt", "slack_sdk", "waitress", "moto")
 
 
@@ -154,7 +159,8 @@ class Demo:
 
 
 def load_script(ref: str) -> tuple[str, list[str]]:
-    """A script file, or a bundled one by name (`example`, `create`). Raises OSError."""
+    """A script file, or a bundled one by name (`example`, `create`, `deregister`, `tour`).
+    Raises OSError."""
     path = Path(ref)
     if not path.exists() and ref in BUNDLED:
         bundled = resources.files("bot.demo").joinpath("scripts", BUNDLED[ref])

@@ -20,6 +20,8 @@ from slack_bolt.request import BoltRequest
 
 from bot.demo.render import mrkdwn
 from bot.demo.slack import (
+    FORM,
+    JSON,
     PEOPLE,
     REFUSALS,
     TEAM_ID,
@@ -28,6 +30,7 @@ from bot.demo.slack import (
     Narrator,
     Output,
     Person,
+    app_home_opened_body,
     block_actions_body,
     signed,
     slash_command_body,
@@ -47,6 +50,7 @@ WORDS = (
     "as",
     "in",
     "click",
+    "home",
     "wait",
     "instances",
     "images",
@@ -65,6 +69,7 @@ HELP = """\
 Type what you would type in Slack, and the demo's own words:
   /ami SUBCOMMAND ...   a slash command (the leading /ami is optional: `create ...` works too)
   click N | LABEL       click button [N], or the last button shown with that label
+  home                  open amibot's App Home tab (shown as text; `click Refresh` refreshes it)
   as USER               act as another person: {people}
   in CHANNEL            type in another channel: {channels}
   instances             the example instances and their ids (${{web-1}} stands for the id of web-1)
@@ -162,6 +167,8 @@ class Session:
             return self.go_to(rest)
         if word == "click":
             return self.click(rest)
+        if word == "home":
+            return self.home()
         if word == "wait":
             return self.wait(rest)
         if word == "instances":
@@ -273,6 +280,21 @@ class Session:
         refused = text_out if text_out.lstrip().startswith(REFUSALS) else None
         return Step(refused=refused, interacted=True)
 
+    def home(self) -> Step:
+        """Open the App Home tab: the `app_home_opened` event Slack sends, through Bolt. The view
+        the bot publishes in answer is shown as it arrives, its buttons numbered."""
+        self.mark = self.console.mark()
+        body = app_home_opened_body(
+            user=self.user, bot_user=self.fake.workspace.bot_user_id, view=self.fake.home_view(self.user)
+        )
+        status, payload = self.dispatch(body, content_type=JSON)
+        if status != 200:
+            detail = payload.get("text") or "no listener took it"
+            return Step(
+                problem=f"the bot answered HTTP {status} to app_home_opened: {detail}", interacted=True
+            )
+        return Step(interacted=True)
+
     def find_button(self, ref: str) -> Button | None:
         """Button N, or the last one shown (and still shown) with that label."""
         if ref.isdigit():
@@ -283,9 +305,11 @@ class Session:
                 return button
         return None
 
-    def dispatch(self, body: str, channel: str | None = None) -> tuple[int, dict[str, Any]]:
+    def dispatch(
+        self, body: str, channel: str | None = None, content_type: str = FORM
+    ) -> tuple[int, dict[str, Any]]:
         """Send a signed request through Bolt as HTTP mode does; show the acknowledgement first."""
-        request = BoltRequest(body=body, headers=signed(body, self.signing_secret))
+        request = BoltRequest(body=body, headers=signed(body, self.signing_secret, content_type))
         self.console.hold()
         ack = None
         try:

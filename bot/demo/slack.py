@@ -416,12 +416,16 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
 # --- requests into the bot, as Slack sends them --------------------------------------------
 
 
-def signed(body: str, secret: str) -> dict[str, str | Sequence[str]]:
+FORM = "application/x-www-form-urlencoded"  # slash commands and interactions
+JSON = "application/json"  # Events API callbacks
+
+
+def signed(body: str, secret: str, content_type: str = FORM) -> dict[str, str | Sequence[str]]:
     """Headers of a request signed the way Slack signs it."""
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
     return {
-        "content-type": "application/x-www-form-urlencoded",
+        "content-type": content_type,
         "x-slack-request-timestamp": timestamp,
         "x-slack-signature": signature or "",
     }
@@ -500,3 +504,39 @@ def block_actions_body(
         if response_url:
             payload["response_url"] = response_url
     return urlencode({"payload": json.dumps(payload)})
+
+
+def app_home_opened_body(*, user: str, bot_user: str, view: Mapping[str, Any] | None) -> str:
+    """The JSON body of the `app_home_opened` event Slack sends when `user` opens the Home tab
+    (`view`: the Home view last published for them, which Slack includes when there is one)."""
+    now = time.time()
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": "D" + user.removeprefix("U"),
+        "tab": "home",
+        "event_ts": f"{now:.6f}",
+    }
+    if view is not None:
+        event["view"] = dict(view)
+    return json.dumps(
+        {
+            "token": VERIFICATION_TOKEN,
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{int(now * 1000):X}",
+            "event_time": int(now),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": TEAM_ID,
+                    "user_id": bot_user,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )

@@ -206,6 +206,7 @@ class BotProcess:
     workdir: Path
     signer: SlackSigner
     port: int = field(default_factory=free_port)
+    http: bool = True  # False: `amibot run` in Socket Mode (set SLACK_APP_TOKEN; no /healthz then)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     _terminating: bool = False
@@ -240,7 +241,9 @@ class BotProcess:
         log = self.log_path.open("ab")
         log.write(f"\n===== start #{self.starts} of {self.name} on port {self.port} =====\n".encode())
         log.flush()
-        cmd = [sys.executable, "-m", "bot", "run", "--http", "--port", str(self.port), "--host", HOST]
+        cmd = [sys.executable, "-m", "bot", "run"]
+        if self.http:
+            cmd += ["--http", "--port", str(self.port), "--host", HOST]
         try:
             self.process = subprocess.Popen(
                 cmd, cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
