@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,9 +40,9 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 PY = sys.executable
 HOST = "127.0.0.1"
 
+MISSED = 3  # exit status of a benchmark that ran and missed a goal (0: every goal met)
 SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-test"
-ACCOUNT = "123456789012"  # moto's default account
 # moto reads the signing access key only if it looks like one (20 capitals or digits)
 BOT_ACCESS_KEY = "AKIAAMIBOTBENCH00000"
 # Names of the environment the bot reads; none leaks in from the benchmark's own environment.
@@ -84,6 +85,21 @@ def _cell(value: Any) -> str:
             return "—"
         return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}"
     return str(value)
+
+
+def prose(text: str) -> str:
+    """Markdown from an indented block of text: lines are joined into paragraphs, a line that starts
+    with "- " starts a list item, and a blank line ends a paragraph."""
+    out: list[str] = []
+    for raw in textwrap.dedent(text).strip().splitlines():
+        line = raw.strip()
+        if not line:
+            out.append("")
+        elif line.startswith("- ") or not out or not out[-1]:
+            out.append(line)
+        else:
+            out[-1] += " " + line
+    return "\n".join(out)
 
 
 def verdict(ok: bool) -> str:

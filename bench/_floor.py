@@ -8,6 +8,7 @@ request signing verified, `process_before_response=True`, the token checked once
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -59,10 +60,8 @@ def main() -> None:
         ident="floor",
     )
     signal.signal(signal.SIGTERM, lambda *_: server.close())
-    try:
+    with contextlib.suppress(OSError, ValueError):  # closed by the signal
         server.run()
-    except (OSError, ValueError):  # closed by the signal
-        pass
 
 
 if __name__ == "__main__":

@@ -5,6 +5,12 @@ generator in its own process sends signed `/ami status` and `/ami create <instan
 50/50) on keep-alive connections: 50 concurrent clients x 2,000 requests, then 1 client x 500
 requests, to amibot and to the floor in turn, for several rounds; figures are medians over the
 rounds. Then the same with every AWS call delayed by 2 s (a delaying proxy in front of moto).
+Besides latency, each run records the server's CPU time per request (/proc/<pid>/stat), which a
+busy machine disturbs far less than latency.
+
+Then `/ami status` alone, one client, with 0 / 1,000 / 10,000 jobs in flight (the ack's cost as
+jobs accumulate), and, with py-spy on the PATH (or --py-spy), a profile of the bot under the
+50-client mix.
 
     python -m bench.ack_latency [--rounds 3] [--requests 2000] [--single 500] [--clients 50]
 """
@@ -13,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -27,6 +35,7 @@ from urllib.parse import urlencode
 
 from bench._common import (
     BOT_TOKEN,
+    MISSED,
     PY,
     ROOT,
     SECRET,
@@ -36,9 +45,11 @@ from bench._common import (
     bot_env,
     bot_process,
     free_port,
+    jobs_store,
     median,
     pct,
     peers,
+    register_tracking,
     section,
     signed_headers,
     table,
@@ -48,6 +59,8 @@ from bench._common import (
 
 NAME = "ack_latency"
 AWS_DELAY_S = 2.0
+STATUS_LEVELS = (0, 1_000, 10_000)  # jobs in flight for the `/ami status` scaling runs
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -57,6 +70,7 @@ class Run:
     latencies: list[float]
     by_kind: dict[str, list[float]]
     wall_s: float
+    cpu_ms: float  # the server's CPU time per request
     failed: int
     unexpected: int
     active: int = 0  # amibot's in-flight jobs after the run
@@ -74,16 +88,20 @@ class Series:
         return median([pct(r.by_kind.get(kind, []) if kind else r.latencies, q) for r in self.runs])
 
     @property
-    def active(self) -> str:
-        return "–".join(str(n) for n in sorted({r.active for r in self.runs}))
-
-    @property
     def rate(self) -> float:
         return median([r.rate for r in self.runs])
 
     @property
+    def cpu_ms(self) -> float:
+        return median([r.cpu_ms for r in self.runs])
+
+    @property
     def errors(self) -> int:
         return sum(r.failed + r.unexpected for r in self.runs)
+
+    @property
+    def active(self) -> str:
+        return "–".join(str(n) for n in sorted({r.active for r in self.runs}))
 
 
 def command_body(text: str, response_url: str, n: int) -> str:
@@ -106,29 +124,34 @@ def command_body(text: str, response_url: str, n: int) -> str:
     )
 
 
-def requests(p: Peers, instance: str, count: int, *, floor: bool) -> list[dict[str, Any]]:
-    """Signed slash commands, status and create alternating; each with its own response URL."""
+def requests(
+    p: Peers, instance: str, count: int, *, floor: bool, kinds: Sequence[str] = ("status", "create")
+) -> list[dict[str, Any]]:
+    """Signed slash commands, the `kinds` in turn; each with its own response URL (and so its own
+    signature: amibot refuses a replayed one)."""
     out = []
     for n in range(count):
-        create = n % 2 == 1
-        text = f"create {instance}" if create else "status"
+        kind = kinds[n % len(kinds)]
+        text = f"create {instance}" if kind == "create" else "status"
         body = command_body(text, p.slack.new_response_url(), n)
-        expect = "ok" if floor else ("Job `j-" if create else "In-flight jobs")
-        kind = "create" if create else "status"
+        expect = "ok" if floor else ("Job `j-" if kind == "create" else "In-flight jobs")
         out.append({"body": body, "headers": signed_headers(body.encode()), "expect": expect, "kind": kind})
     return out
 
 
-def load(port: int, reqs: Sequence[dict[str, Any]], clients: int) -> Run:
-    spec = {"port": port, "clients": clients, "requests": list(reqs)}
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def load(server: Process, reqs: Sequence[dict[str, Any]], clients: int) -> Run:
+    spec = json.dumps({"port": server.port, "clients": clients, "requests": list(reqs)})
+    cpu = cpu_seconds(server.pid)
     done = subprocess.run(
-        [PY, "-m", "bench._loadgen"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
+        [PY, "-m", "bench._loadgen"], input=spec, capture_output=True, text=True, cwd=ROOT, check=True
     )
+    cpu = cpu_seconds(server.pid) - cpu
     result = json.loads(done.stdout)
     statuses = result["statuses"]
     bad_status = sum(v for k, v in statuses.items() if k != "200")
@@ -140,6 +163,7 @@ def load(port: int, reqs: Sequence[dict[str, Any]], clients: int) -> Run:
         result["latencies_ms"],
         result["by_kind_ms"],
         result["wall_s"],
+        1000 * cpu / max(1, len(result["latencies_ms"])),
         result["failed"],
         bad_status + result["wrong"],
     )
@@ -166,24 +190,50 @@ def measure(
     servers = {"amibot": bot, "floor": floor}
     redis = p.redis.client()
     for name, proc in servers.items():  # warm up: imports, connections, caches
-        load(proc.port, requests(p, instance, 200, floor=name == "floor"), args.clients)
+        load(proc, requests(p, instance, 200, floor=name == "floor"), args.clients)
     for rnd in range(args.rounds):
         order = list(servers.items()) if rnd % 2 == 0 else list(servers.items())[::-1]
         for clients, count in ((args.clients, args.requests), (1, args.single)):
             for name, proc in order:
-                run = load(proc.port, requests(p, instance, count, floor=name == "floor"), clients)
+                run = load(proc, requests(p, instance, count, floor=name == "floor"), clients)
                 if name == "amibot":
                     run.active = int(redis.scard(prefix + "jobs:active"))
                 series.setdefault((name, clients), Series()).runs.append(run)
                 print(
                     f"  round {rnd + 1} {name:6} {clients:2} clients: p50 {pct(run.latencies, 50):7.2f} "
-                    f"p99 {pct(run.latencies, 99):7.2f} ms, {run.rate:5.0f} req/s"
+                    f"p99 {pct(run.latencies, 99):7.2f} ms, {run.rate:5.0f} req/s, "
+                    f"{run.cpu_ms:.2f} ms CPU per request"
                     + (f", {run.active} jobs in flight" if name == "amibot" else "")
                 )
     return series
 
 
-# --- an optional profile of the bot under the 50-client load (py-spy, if installed) ------------------
+def status_scaling(p: Peers, count: int) -> list[tuple[int, Run]]:
+    """`/ami status` alone, one client, over 0 / 1,000 / 10,000 jobs in flight (stored through the
+    bot's JobStore; the tracker is kept idle with a one-hour poll interval)."""
+    prefix = f"bench-status:{uuid.uuid4().hex[:6]}:"
+    bot = bot_process(p, "amibot-status", bot_env(p, prefix, AMIBOT_POLL_INTERVAL="3600")).start()
+    store = jobs_store(p.redis.url, prefix)
+    found = []
+    have = 0
+    try:
+        for level in STATUS_LEVELS:
+            images = [("us-east-1", f"ami-{n:017x}") for n in range(have, level)]
+            register_tracking(store, images, time.time())
+            have = level
+            load(bot, requests(p, "", 5, floor=False, kinds=("status",)), 1)  # warm up
+            run = load(bot, requests(p, "", count, floor=False, kinds=("status",)), 1)
+            found.append((level, run))
+            print(
+                f"  /ami status with {level:6} jobs in flight: p50 {pct(run.latencies, 50):7.2f} ms, "
+                f"{run.cpu_ms:.2f} ms CPU per request"
+            )
+    finally:
+        bot.stop()
+    return found
+
+
+# --- an optional profile of the bot under the 50-client load (py-spy) ---------------------------------
 
 THREAD_GROUPS = (
     ("waitress", "HTTP threads (the ack path)"),
@@ -194,9 +244,9 @@ THREAD_GROUPS = (
 )
 
 
-def profile(py_spy: str, p: Peers, bot: Process, instance: str, args: argparse.Namespace) -> dict[str, Any]:
-    """`py-spy record --gil` of the bot during one more 50-client run: who holds the interpreter lock,
-    and which of amibot's functions the ack path holds it in."""
+def profile(py_spy: str, p: Peers, bot: Process, instance: str, count: int, clients: int) -> dict[str, Any]:
+    """`py-spy record --gil` of the bot during one more 50-client run: which threads held the
+    interpreter lock, and in which of amibot's functions the ack path held it."""
     out = p.workdir / f"py-spy-{bot.pid}.txt"
     argv = [
         py_spy,
@@ -206,7 +256,7 @@ def profile(py_spy: str, p: Peers, bot: Process, instance: str, args: argparse.N
         "--gil",
         "--threads",
         "-r",
-        "200",
+        "100",
         "-f",
         "raw",
         "-o",
@@ -214,39 +264,32 @@ def profile(py_spy: str, p: Peers, bot: Process, instance: str, args: argparse.N
     ]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached
-    started = time.perf_counter()
-    run = load(bot.port, requests(p, instance, args.requests, floor=False), args.clients)
-    seconds = time.perf_counter() - started
+    run = load(bot, requests(p, instance, count, floor=False), clients)
     spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
     spy.wait(timeout=60)
     groups: Counter[str] = Counter()
     frames: Counter[str] = Counter()
-    ack_samples = total = 0
     for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
+        stack, _, samples = line.rpartition(" ")
+        n = int(samples)
         thread, *calls = stack.split(";")
-        total += n
         group = next((label for key, label in THREAD_GROUPS if key in thread), "other")
         groups[group] += n
         if group != THREAD_GROUPS[0][1]:
             continue
-        ack_samples += n
         seen = set()
         for call in calls:
             match = re.match(r"(.+?) \((?:.*/)?((?:bot|handlers)/[\w/]+\.py)", call)
             if match and match.group(0) not in seen:
                 seen.add(match.group(0))
                 frames[f"{match.group(1)} ({match.group(2)})"] += n
+    active = int(p.redis.client().scard(bot.env["AMIBOT_KEY_PREFIX"] + "jobs:active"))
     return {
-        "seconds": seconds,
-        "samples": total,
-        "rate": 200,
         "groups": groups,
-        "ack_samples": ack_samples,
         "frames": frames,
         "p99": pct(run.latencies, 99),
-        "active": int(p.redis.client().scard(bot.env["AMIBOT_KEY_PREFIX"] + "jobs:active")),
+        "active": active,
+        "count": count,
     }
 
 
@@ -256,11 +299,9 @@ def main(argv: list[str] | None = None) -> bool:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--single", type=int, default=500)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument(
-        "--py-spy",
-        default=shutil.which("py-spy"),
-        help="py-spy binary: profile the bot in one more 50-client run per condition (default: on PATH)",
-    )
+    parser.add_argument("--status-requests", type=int, default=40, help="per level of the status scaling")
+    parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy binary (default: on PATH)")
+    parser.add_argument("--profile-requests", type=int, default=600)
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args(argv)
     py_spy = None if args.no_profile else args.py_spy
@@ -294,16 +335,21 @@ def main(argv: list[str] | None = None) -> bool:
                             else ""
                         )
                         if py_spy:
-                            profiles[condition] = profile(py_spy, p, bot, instance, args)
+                            profiles[condition] = profile(
+                                py_spy, p, bot, instance, args.profile_requests, args.clients
+                            )
                     finally:
                         bot.stop()
         finally:
             floor.stop()
-    return report(results, profiles, notes, args)
+        print("/ami status alone, 1 client:")
+        scaling = status_scaling(p, args.status_requests)
+    return report(results, scaling, profiles, notes, args)
 
 
 def report(
     results: dict[str, dict[tuple[str, int], Series]],
+    scaling: list[tuple[int, Run]],
     profiles: dict[str, dict[str, Any]],
     notes: dict[str, str],
     args: argparse.Namespace,
@@ -315,7 +361,7 @@ def report(
             bot, floor = series[("amibot", clients)], series[("floor", clients)]
             count = args.requests if clients > 1 else args.single
             for name, s in (("amibot", bot), ("floor (Bolt, ack only)", floor)):
-                by_kind = name == "amibot"
+                mine = name == "amibot"
                 rows.append(
                     [
                         condition,
@@ -325,23 +371,22 @@ def report(
                         s.stat(50),
                         s.stat(95),
                         s.stat(99),
-                        s.stat(99, "status") if by_kind else "",
-                        s.stat(99, "create") if by_kind else "",
+                        s.stat(99, "status") if mine else "",
+                        s.stat(99, "create") if mine else "",
                         s.rate,
-                        s.active if by_kind else "",
+                        s.cpu_ms,
+                        s.active if mine else "",
                         s.errors,
                     ]
                 )
             ratio99 = bot.stat(99) / floor.stat(99)
             ratio50 = bot.stat(50) / floor.stat(50)
-            rows.append(
-                [condition, "ratio amibot / floor", clients, "", f"{ratio50:.1f}×", "", f"{ratio99:.1f}×"]
-                + [""] * 5
-            )
+            cpu_ratio = bot.cpu_ms / floor.cpu_ms
+            ratios = [f"{ratio50:.1f}×", "", f"{ratio99:.1f}×", "", "", "", f"{cpu_ratio:.1f}×", "", ""]
+            rows.append([condition, "ratio amibot / floor", clients, "", *ratios])
+            p99 = bot.stat(99)
             if clients > 1:
-                checks.append(
-                    (f"{condition}, {clients} clients: p99 {bot.stat(99):.1f} ms < 50 ms", bot.stat(99) < 50)
-                )
+                checks.append((f"{condition}, {clients} clients: p99 {p99:.1f} ms < 50 ms", p99 < 50))
                 checks.append(
                     (
                         f"{condition}, {clients} clients: p99 within 2× of the floor ({ratio99:.1f}×)",
@@ -349,7 +394,7 @@ def report(
                     )
                 )
             else:
-                checks.append((f"{condition}, 1 client: p99 {bot.stat(99):.2f} ms < 5 ms", bot.stat(99) < 5))
+                checks.append((f"{condition}, 1 client: p99 {p99:.2f} ms < 5 ms", p99 < 5))
             checks.append((f"{condition}, {clients} client(s): no failed or wrong answers", bot.errors == 0))
     headers = [
         "condition",
@@ -362,12 +407,22 @@ def report(
         "p99 status",
         "p99 create",
         "req/s",
+        "server CPU ms/req",
         "jobs in flight after",
         "errors",
     ]
-    tbl = table(headers, rows)
+    main_table = table(headers, rows)
+    scaling_table = table(
+        ["jobs in flight", "requests", "p50 ms", "p99 ms", "server CPU ms/request"],
+        [
+            [level, len(run.latencies), pct(run.latencies, 50), pct(run.latencies, 99), run.cpu_ms]
+            for level, run in scaling
+        ],
+    )
     print()
-    print(tbl)
+    print(main_table)
+    print()
+    print(scaling_table)
     for text, ok in checks:
         print(f"{'pass' if ok else 'MISS'}: {text}")
     body = [
@@ -376,9 +431,15 @@ def report(
         *(f"- {verdict(ok)} {text}" for text, ok in checks),
         "",
         f"Medians over {args.rounds} rounds (each figure is the median of the rounds' percentiles; "
-        "p99 status / create: the two commands of the amibot mix separately).",
+        "p99 status / create: the two commands of the amibot mix separately; server CPU: the server "
+        "process's CPU time per request, from /proc).",
         "",
-        tbl,
+        main_table,
+        "",
+        "`/ami status` alone, one client, as jobs in flight accumulate (a separate bot on its own keys, "
+        "jobs stored through its JobStore, tracker idle):",
+        "",
+        scaling_table,
         "",
     ]
     for condition, prof in profiles.items():
@@ -397,14 +458,14 @@ def report(
         "of the answer. Requests alternate `/ami status` and `/ami create <instance>` (a real moto "
         "instance), signed with the signing secret, each with its own response URL. The servers take "
         "turns (the order flips every round) after a warm-up of 200 requests each. Every create adds "
-        "an in-flight job, so `/ami status` answers over a growing number of jobs from round to round.",
+        "an in-flight job, so `/ami status` answers over more jobs from round to round.",
         f"- Slow AWS: a proxy in front of moto sleeps {AWS_DELAY_S:g} s before forwarding each request; "
         "the bot's AWS_ENDPOINT_URL points at it, so each create's DescribeInstances + CreateImage "
         "(made by the workers) takes ≥ 4 s.",
         *(f"- {c}: {n}." for c, n in notes.items()),
         "- The machine has 2 cores shared by the load generator, the server under test, moto, Redis and "
         "the fake Slack, and other sessions may run tests at the same time: compare ratios within "
-        "a run rather than absolute figures across runs.",
+        "a run rather than absolute figures across runs; CPU per request is the steadiest figure.",
     ]
     write_section(
         NAME,
@@ -424,21 +485,21 @@ def report(
 
 
 def profile_text(condition: str, prof: dict[str, Any]) -> list[str]:
-    total = max(1, prof["samples"])
-    possible = prof["seconds"] * prof["rate"]
+    total = max(1, sum(prof["groups"].values()))
+    ack = max(1, prof["groups"][THREAD_GROUPS[0][1]])
     groups = table(
-        ["threads", "samples holding the GIL", "share of the run"],
-        [[g, n, f"{100 * n / possible:.0f} %"] for g, n in prof["groups"].most_common()],
+        ["threads", "samples holding the GIL", "share"],
+        [[g, n, f"{100 * n / total:.0f} %"] for g, n in prof["groups"].most_common()],
     )
-    ack = max(1, prof["ack_samples"])
     frames = table(
-        ["amibot function on the ack path (inclusive)", "share of the ack path's GIL time"],
+        ["amibot function on the ack path (inclusive)", "share of the ack path's samples"],
         [[f"`{f}`", f"{100 * n / ack:.0f} %"] for f, n in prof["frames"].most_common(12)],
     )
     return [
-        f"Profile, {condition} (`py-spy record --gil`, {total} samples in one more 50-client run of "
-        f"{prof['seconds']:.1f} s, p99 {prof['p99']:.0f} ms, {prof['active']} jobs in flight at its end): "
-        "who held the interpreter lock, and where the ack path held it.",
+        f"Profile, {condition}: `py-spy record --gil` during one more {prof['count']}-request run at the "
+        "same "
+        f"concurrency (p99 {prof['p99']:.0f} ms, {prof['active']} jobs in flight at its end) — which "
+        "threads held the interpreter lock, and where the ack path held it:",
         "",
         groups,
         "",
@@ -448,4 +509,4 @@ def profile_text(condition: str, prof: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() else MISSED)

@@ -13,6 +13,7 @@ counted at moto) while its RSS is sampled from /proc/<pid>/status.
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 from bench._common import (
     BOT_ACCESS_KEY,
+    MISSED,
     bot_env,
     bot_process,
     count_describe_images,
@@ -27,6 +29,7 @@ from bench._common import (
     jobs_store,
     peers,
     pending_images,
+    prose,
     register_tracking,
     section,
     table,
@@ -192,19 +195,22 @@ def report(
             "",
             "**How it was measured**",
             "",
-            f"- {args.jobs} images registered in moto's EC2 backend (in this process) across "
-            f"{', '.join(REGIONS)}, state `pending` for the whole run.",
-            f"- `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s). "
-            "RSS from /proc/<pid>/status (VmRSS now, VmHWM the peak since start).",
-            f"- {tracking} jobs stored through the bot's JobStore as `/ami create` leaves them once "
-            "CreateImage answered (TRACKING, image PENDING), each with its create.requested and "
-            "create.started audit entries, so the Redis figure is what an in-flight create costs. Redis "
-            "`used_memory` from "
-            "`INFO memory` before and after (after `MEMORY PURGE`).",
-            f"- Then the tracker polled them: {len(calls)} DescribeImages calls asking for {ids} image ids "
-            f"({ids / max(1, tracking):.1f} sweeps of all {tracking}), counted at moto, while the bot's RSS "
-            f"was sampled; ~{poll_s:.1f} s per poll, most of it moto serializing the answers in this "
-            "process.",
+            prose(
+                f"""
+                - {args.jobs} images registered in moto's EC2 backend (in this process) across
+                  {", ".join(REGIONS)}, state `pending` for the whole run.
+                - `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s).
+                  RSS from /proc/<pid>/status (VmRSS now, VmHWM the peak since start).
+                - {tracking} jobs stored through the bot's JobStore as `/ami create` leaves them once
+                  CreateImage answered (TRACKING, image PENDING), each with its create.requested and
+                  create.started audit entries, so the Redis figure is what an in-flight create costs.
+                  Redis `used_memory` from `INFO memory` before and after (after `MEMORY PURGE`).
+                - Then the tracker polled them: {len(calls)} DescribeImages calls asking for {ids} image
+                  ids ({ids / max(1, tracking):.1f} sweeps of all {tracking}), counted at moto, while the
+                  bot's RSS was sampled; ~{poll_s:.1f} s per poll, most of it moto serializing the answers
+                  in this process.
+                """
+            ),
         ]
     )
     write_section(
@@ -220,4 +226,4 @@ def report(
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() else MISSED)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from botocore.exceptions import WaiterError
 
 from bench._common import (
     BOT_ACCESS_KEY,
+    MISSED,
     DescribeImagesCall,
     DescribeImagesLog,
     Peers,
@@ -44,6 +46,7 @@ from bench._common import (
     pct,
     peers,
     pending_images,
+    prose,
     register_tracking,
     section,
     table,
@@ -192,8 +195,9 @@ def notice_latency(p: Peers, images: Sequence[tuple[str, str]], flips: int, span
 
     unsubscribe = p.slack.subscribe(on_call)
     try:
-        chosen = random.Random(7).sample(list(images), flips)
-        gaps = [random.uniform(0, 2 * span / flips) for _ in chosen]
+        rnd = random.Random(7)
+        chosen = rnd.sample(list(images), flips)
+        gaps = [rnd.uniform(0, 2 * span / flips) for _ in chosen]
         for (region, image_id), gap in zip(chosen, gaps, strict=True):
             time.sleep(gap)
             p.moto.backend(region).amis[image_id].state = "available"
@@ -330,8 +334,7 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
             "",
             calls_table,
             "",
-            f"amibot's polls (complete polls in the counting window; median span {median(polls.spans):.2f} "
-            "s):",
+            f"amibot's polls (median time from a poll's first call to its last {median(polls.spans):.2f} s):",
             "",
             poll_table,
             "",
@@ -341,34 +344,33 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
             "",
             "**How it was measured**",
             "",
-            f"- {images} images registered in moto's EC2 backend (in this process) across "
-            f"{', '.join(REGIONS)}, state `pending`.",
-            f"- Baseline: {images} threads, each `ec2.get_waiter('image_available').wait(ImageIds=[id])` — "
-            "the seed "
-            f"script's approach — with `Delay` {WAITER_DELAY_S:g} s instead of {SEED_DELAY_S:g} s and "
-            "`MaxAttempts` "
-            f"{WAITER_ATTEMPTS} so the run ends; each attempt is one DescribeImages call (counted: "
-            f"{waiters.per_image_cycle:.3f} per image per attempt). Measured rate at {WAITER_DELAY_S:g} s: "
-            f"{waiters.per_image_minute:.1f} calls per image-minute (the delay plus the call time under "
-            "load); at the "
-            f"seed's {SEED_DELAY_S:g} s the same per-attempt count gives {waiter_15:.1f}.",
-            f"- amibot: {images} tracking jobs stored through the bot's JobStore as `/ami create` leaves "
-            "them "
-            f"(TRACKING, image PENDING), then `amibot run --http` with AMIBOT_POLL_INTERVAL={args.poll:g}; "
-            "its "
-            "DescribeImages calls grouped into polls by time. The per-image-minute figure at 15 s is calls "
-            "per poll "
-            "× 4 polls per minute ÷ images; the ratio compares both approaches at the same 15 s cadence.",
-            f"- Notice latency: {len(latencies)} of the images flipped to `available` in moto one at a time "
-            "at random "
-            f"moments over ~{10 * args.poll:g} s; latency is from the flip to the fake Slack recording the "
-            "chat.postMessage that names the image. Expect up to one poll interval of waiting for the next "
-            "poll, "
-            "plus the poll itself, plus the outbox delivery.",
-            "- moto answers the `image-id` filter by dictionary lookup in this benchmark (`bench._common."
-            "fast_image_id_filter`; moto's own matching is O(images × ids) and would make moto the "
-            "bottleneck); "
-            "the calls made and counted are the same.",
+            prose(
+                f"""
+                - {images} images registered in moto's EC2 backend (in this process) across
+                  {", ".join(REGIONS)}, state `pending`.
+                - Baseline: {images} threads, each `ec2.get_waiter('image_available').wait(ImageIds=[id])`
+                  (the seed script's approach) with `Delay` {WAITER_DELAY_S:g} s instead of
+                  {SEED_DELAY_S:g} s and `MaxAttempts` {WAITER_ATTEMPTS} so that the run ends; the starts are
+                  spread over one delay. Each attempt is one DescribeImages call (counted:
+                  {waiters.per_image_cycle:.3f} per image per attempt). Over the whole run that was
+                  {waiters.per_image_minute:.1f} calls per image-minute (delay plus call time under load,
+                  start spread included); at the seed's {SEED_DELAY_S:g} s the same per-attempt count gives
+                  {waiter_15:.1f}.
+                - amibot: {images} tracking jobs stored through the bot's JobStore as `/ami create` leaves
+                  them (TRACKING, image PENDING), then `amibot run --http` with
+                  AMIBOT_POLL_INTERVAL={args.poll:g}. Its DescribeImages calls are grouped into polls (the
+                  consecutive calls that together ask for every tracked image once); the first poll is
+                  left out as start-up. At 15 s: calls per poll × 4 polls per minute ÷ images; the ratio
+                  compares both approaches at that same cadence.
+                - Notice latency: {len(latencies)} of the images flipped to `available` in moto one at a
+                  time at random moments over ~{10 * args.poll:g} s; latency is from the flip to the fake
+                  Slack recording the chat.postMessage that names the image. Expect up to one poll interval
+                  of waiting for the next poll, plus the poll itself, plus the outbox delivery.
+                - moto answers the `image-id` filter by dictionary lookup in this benchmark
+                  (`bench._common.fast_image_id_filter`; moto's own matching is O(images × ids) and would
+                  make moto the bottleneck); the calls made and counted are the same.
+                """
+            ),
         ]
     )
     write_section(
@@ -390,4 +392,4 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() else MISSED)

@@ -59,7 +59,7 @@ from bot.outbox import Outbox
 from bot.protecting import Protecting
 from bot.pruning import PruneSettings, Pruning, next_run, prune_summary, schedule_text
 from bot.request_guard import RequestGuard
-from bot.roles import RoleDirectory
+from bot.roles import REFRESH_S, RoleDirectory
 from bot.runner import Runner
 from bot.scheduler import Scheduler
 from bot.status import StatusService
@@ -123,12 +123,12 @@ class Runtime:
                 log.debug("stop hook failed", exc_info=True)
 
 
-def slack_client(settings: Settings, *, retries: bool) -> WebClient:
+def slack_client(settings: Settings, *, retries: bool, timeout: int = 10) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     handlers = (
         [RateLimitErrorRetryHandler(max_retry_count=2), ConnectionErrorRetryHandler()] if retries else []
     )
-    return WebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=handlers)
 
 
 def build(
@@ -176,7 +176,8 @@ def build(
         settings.amibot_admins,
         allow_self_approval=settings.amibot_allow_self_approval,
         cache=GroupCache(redis, keys),
-        slack=slack_client(settings, retries=True),
+        # looked up on the ack path of a click: fail fast (the scheduled refresh keeps it warm)
+        slack=slack_client(settings, retries=False, timeout=1),
         clock=clock,
     )
     deregistering = Deregistering(
@@ -347,6 +348,7 @@ def build(
             approving.sweep()
 
     scheduler.every("approvals", sweep_s, sweep_if_leader, first_in=sweep_s)
+    scheduler.every("user-groups", REFRESH_S, roles.refresh)
     crontab = settings.amibot_prune_schedule
     if crontab and prune_channel:
         schedule_prune(

@@ -85,6 +85,8 @@ def post_request(approval: Approval, channel: str, summary: Summary) -> OutboxIt
         blocks=blocks,
         channel=channel,
         on_sent=f"approval:{approval.id}",
+        # the approval channel may be closed to the bot: ask where the request was made instead
+        fallback_channel=approval.channel if approval.channel != channel else None,
     )
 
 

@@ -68,6 +68,9 @@ class Approving:
         """The reject-reason modal, or None (and an ephemeral refusal) if the click cannot count."""
         approval = self._get(approval_id)
         roles = self._roles.roles(caller.user)
+        if approval.pending and self._clock() >= approval.expires_at:
+            self.tell(caller, f"⚠️ approval {approval.id} has expired; nothing was done")
+            return None
         if not approval.pending:
             self.tell(caller, f"⚠️ {already(approval)}")
             return None

@@ -28,6 +28,7 @@ class OutboxItem:
     response_url: str | None = None
     replace_original: bool = False
     fallback_user: str | None = None  # POST: DM this user when the bot may not post in `channel`
+    fallback_channel: str | None = None  # POST: try this channel first (e.g. where it was asked)
     on_sent: str | None = None  # e.g. "approval:a-19bd02": record where the message landed
     created_at: float = 0.0
     sending_since: float | None = None  # set just before the Slack call; see Outbox
@@ -58,16 +59,25 @@ class OutboxItem:
             for n, text in enumerate(self.followups, start=1)
         )
 
-    def redirected(self, user: str) -> OutboxItem:
-        """The same notice as a direct message to `user`."""
+    def redirected(self, dest: str) -> OutboxItem:
+        """The same message sent to another channel, or as a direct message to a user."""
+        to_user = dest.startswith(("U", "W"))
         return replace(
             self,
-            id=f"{self.id}>dm:{user}",
+            id=f"{self.id}>{'dm' if to_user else 'ch'}:{dest}",
             kind=Delivery.POST,
-            channel=user,
+            channel=dest,
             response_url=None,
-            fallback_user=None,
+            fallback_user=None if to_user else self.fallback_user,
+            fallback_channel=None,
             thread_ts=None,
             sending_since=None,
             attempts=0,
         )
+
+    def fallback(self) -> str | None:
+        """Where to send it when the bot may not post in `channel`: another channel, then a DM."""
+        for dest in (self.fallback_channel, self.fallback_user):
+            if dest and dest != self.channel:
+                return dest
+        return None

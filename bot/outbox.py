@@ -82,7 +82,7 @@ class Retry:
 
 @dataclass(frozen=True)
 class Redirect:
-    user: str
+    dest: str  # a channel, or a user for a DM
     reason: str
 
 
@@ -154,9 +154,9 @@ class Outbox:
                 self._after_sent(item, outcome)
                 count += 1
             elif isinstance(outcome, Redirect):
-                log.info("notice redirected to a DM", extra={"item": item.id, "reason": outcome.reason})
+                log.warning("message redirected", extra={"item": item.id, "reason": outcome.reason})
                 self._store.finish(
-                    item, f"redirected:{outcome.reason}", then=(item.redirected(outcome.user),)
+                    item, f"redirected:{outcome.reason}", then=(item.redirected(outcome.dest),)
                 )
             elif isinstance(outcome, Drop):
                 log.error("notice dropped", extra={"item": item.id, "reason": outcome.reason})
@@ -232,8 +232,9 @@ class Outbox:
             retry_after = _retry_after(exc.response.headers)
             self._store.save(replace(item, sending_since=None))  # Slack refused it: certainly not posted
             return Retry(self._clock() + retry_after, f"rate limited for {retry_after:g}s")
-        if error in REDIRECT_ERRORS and item.fallback_user and item.channel != item.fallback_user:
-            return Redirect(item.fallback_user, error)
+        fallback = item.fallback()
+        if error in REDIRECT_ERRORS and fallback:
+            return Redirect(fallback, error)
         if error in ("invalid_blocks", "invalid_blocks_format") and item.blocks:
             self._store.save(replace(item, blocks=None, sending_since=None))
             return Retry(self._clock(), "blocks refused; retrying as text")
@@ -241,8 +242,8 @@ class Outbox:
             return Drop(error)
         if status >= 500 or error in RETRY_ERRORS:
             return self._backoff(item, error)
-        if item.fallback_user and item.channel != item.fallback_user:
-            return Redirect(item.fallback_user, error)
+        if fallback:
+            return Redirect(fallback, error)
         return Drop(error)
 
     def _backoff(self, item: OutboxItem, reason: str) -> Retry:

@@ -17,6 +17,7 @@ from bot.store.groups import GroupCache
 log = logging.getLogger(__name__)
 
 FRESH_S = 300.0
+REFRESH_S = 120.0  # the scheduled refresh keeps the cache fresh between clicks
 
 
 class RoleDirectory:
@@ -55,15 +56,23 @@ class RoleDirectory:
         """How to ping the approvers in a message."""
         return " ".join(f"<!subteam^{p}>" if p.startswith("S") else f"<@{p}>" for p in self._approvers)
 
+    def refresh(self) -> None:
+        """Re-read every configured user group (scheduled), so clicks find a warm cache."""
+        for group in {p for p in (*self._approvers, *self._admins) if p.startswith("S")}:
+            try:
+                self._group(group, force=True)
+            except UserError as exc:
+                log.warning("could not refresh a user group", extra={"group": group, "error": exc.message})
+
     def _member(self, user: str, principals: Sequence[str]) -> bool:
         if user in principals:
             return True
         return any(user in self._group(p) for p in principals if p.startswith("S"))
 
-    def _group(self, group_id: str) -> list[str]:
+    def _group(self, group_id: str, *, force: bool = False) -> list[str]:
         cached = self._cache.get(group_id)
         now = self._clock()
-        if cached is not None and now - cached[1] < FRESH_S:
+        if cached is not None and now - cached[1] < FRESH_S and not force:
             return cached[0]
         try:
             response = self._slack.usergroups_users_list(usergroup=group_id)
