@@ -23,10 +23,10 @@ from bot.aws.ec2 import Ec2
 from bot.commands import Deregister
 from bot.context import Caller, Reply
 from bot.errors import AwsError
+from bot.executing import finished, mark_running, result_notices
 from bot.ids import new_job_id
 from bot.images import Image
-from bot.messages import Delivery, OutboxItem
-from bot.models import Job, JobKind, JobState
+from bot.models import Job, JobKind
 from bot.notices import account_note, in_account
 from bot.snapshots import delete_unshared, shared_with
 from bot.store.approvals import ApprovalStore
@@ -217,14 +217,7 @@ class Deregistering:
             return None
         p, r = job.params, dict(job.result)
         image_id, region, account = p["image_id"], job.region, job.account
-        if job.state is JobState.QUEUED:
-            job = (
-                self._jobs.update(
-                    job.id,
-                    lambda j: (j.to(JobState.RUNNING), Effects()) if j.state is JobState.QUEUED else None,
-                )
-                or job
-            )
+        job = mark_running(self._jobs, job)
         try:
             if not r.get("deregistered"):
                 image = self._ec2.own_image(account, region, image_id)
@@ -300,21 +293,8 @@ class Deregistering:
         def change(j: Job) -> tuple[Job, Effects] | None:
             if j.finished:
                 return None
-            state = JobState.FAILED if failed else JobState.SUCCEEDED
-            done = j.to(state, finished_at=now, error=failed, result=dict(r))
-            approval = self._approvals.get(j.params["approval_id"])
-            notices = [
-                OutboxItem(
-                    id=f"notice:{j.id}:result@{j.channel}",
-                    kind=Delivery.POST,
-                    text=text,
-                    channel=j.channel,
-                    fallback_user=j.requester,
-                )
-            ]
-            thread = am.in_thread(approval, text, f"result:{j.id}") if approval else None
-            if thread is not None and thread.channel != j.channel:
-                notices.append(thread)
+            done = finished(j, now, r, failed)
+            notices = result_notices(j, self._approvals.get(j.params["approval_id"]), text, "result")
             audit = AuditEntry(
                 actor=j.params.get("approved_by") or "amibot",
                 action="deregister.executed",

@@ -35,10 +35,11 @@ from bot.aws.inventory import Usage
 from bot.commands import Prune
 from bot.context import Caller, Reply
 from bot.errors import AwsError
+from bot.executing import finished, mark_running, result_notices
 from bot.ids import new_job_id
 from bot.images import Image
 from bot.messages import Delivery, OutboxItem
-from bot.models import Job, JobKind, JobState
+from bot.models import Job, JobKind
 from bot.notices import in_account, when
 from bot.scheduler import cron_trigger
 from bot.snapshots import delete_unshared, shared_with
@@ -361,14 +362,7 @@ class Pruning:
         """
         if job.finished:
             return None
-        if job.state is JobState.QUEUED:
-            job = (
-                self._jobs.update(
-                    job.id,
-                    lambda j: (j.to(JobState.RUNNING), Effects()) if j.state is JobState.QUEUED else None,
-                )
-                or job
-            )
+        job = mark_running(self._jobs, job)
         r: dict[str, Any] = {"recheck": {}, "done": {}, "snapshots": {}, **job.result}
         try:
             for region, approved in sorted(job.params["approved"].items()):
@@ -538,26 +532,9 @@ class Pruning:
         def change(j: Job) -> tuple[Job, Effects] | None:
             if j.finished:
                 return None
-            done = j.to(
-                JobState.FAILED if failed else JobState.SUCCEEDED,
-                finished_at=now,
-                error=failed,
-                result=dict(r),
-            )
-            notices = [
-                OutboxItem(
-                    id=f"notice:{j.id}:report@{j.channel}",
-                    kind=Delivery.POST,
-                    text=text,
-                    channel=j.channel,
-                    fallback_user=j.requester if is_person(j.requester) else None,
-                    followups=tuple(chunks(lines[SHOWN:], PER_REPLY)),
-                )
-            ]
+            done = finished(j, now, r, failed)
             approval = self._approvals.get(j.params["approval_id"])
-            thread = am.in_thread(approval, text, f"report:{j.id}") if approval else None
-            if thread is not None and thread.channel != j.channel:
-                notices.append(thread)
+            notices = result_notices(j, approval, text, "report", chunks(lines[SHOWN:], PER_REPLY))
             update = self._on_approval_message(j, head, f"report:{j.id}:update")
             if update is not None:
                 notices.append(update)
