@@ -29,12 +29,7 @@ class ApprovalStore:
 
     @guarded
     def create(self, approval: Approval, effects: Effects | None = None) -> None:
-        effects = effects or Effects()
-        with self._r.pipeline(transaction=True) as pipe:
-            self._write(pipe, approval)
-            self._effects.write(pipe, effects)
-            pipe.execute()
-        self._effects.committed(effects)
+        self._effects.commit(self._r, effects or Effects(), also=lambda pipe: self._write(pipe, approval))
 
     @guarded
     def get(self, approval_id: str) -> Approval | None:

@@ -17,9 +17,7 @@ class AuditLog:
 
     @guarded
     def append(self, *entries: AuditEntry) -> None:
-        with self._r.pipeline(transaction=True) as pipe:
-            self._effects.write(pipe, Effects(audit=entries))
-            pipe.execute()
+        self._effects.commit(self._r, Effects(audit=entries))
 
     @guarded
     def last(self, n: int) -> list[dict[str, str]]:

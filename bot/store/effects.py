@@ -7,6 +7,7 @@ exactly once: either the change and its notices are stored, or neither is.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import redis
 from bot.keys import Keys
 from bot.messages import OutboxItem
 from bot.models import FINISHED, Job, JobState
+
+log = logging.getLogger("amibot.audit")
 
 SENT_TOMBSTONE_S = 7 * 24 * 3600
 FINISHED_JOB_TTL_S = 30 * 24 * 3600
@@ -79,11 +82,22 @@ class EffectWriter:
         self.on_work = on_work
 
     def committed(self, effects: Effects) -> None:
-        """Called after EXEC: wake whoever delivers notices or runs work in this process."""
+        """Called after EXEC: log the audit entries, wake whoever delivers notices or runs work."""
+        for entry in effects.audit:
+            log.info("audit", extra={f"audit_{k}": v for k, v in entry.__dict__.items()})
         if effects.notices:
             self.on_notices()
         if effects.work or effects.jobs:
             self.on_work()
+
+    def commit(self, client: Any, effects: Effects, *, also: Callable[[Any], None] | None = None) -> None:
+        """One MULTI/EXEC with `also(pipe)`'s writes and the effects; then `committed`."""
+        with client.pipeline(transaction=True) as pipe:
+            if also is not None:
+                also(pipe)
+            self.write(pipe, effects)
+            pipe.execute()
+        self.committed(effects)
 
     def write(self, pipe: Any, effects: Effects, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -14,7 +14,7 @@ from typing import Any
 from bot.keys import Keys
 from bot.messages import OutboxItem
 from bot.store import guarded
-from bot.store.effects import SENT_TOMBSTONE_S, EffectWriter
+from bot.store.effects import SENT_TOMBSTONE_S, Effects, EffectWriter
 
 _FINISH = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
@@ -37,10 +37,7 @@ class OutboxStore:
 
     @guarded
     def enqueue(self, *items: OutboxItem) -> None:
-        with self._r.pipeline(transaction=True) as pipe:
-            for item in items:
-                self._effects.enqueue(pipe, item, time.time())
-            pipe.execute()
+        self._effects.commit(self._r, Effects(notices=items))
 
     @guarded
     def due_dests(self, now: float, limit: int = 100) -> list[str]:

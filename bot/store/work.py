@@ -43,10 +43,10 @@ class WorkStore:
     @guarded
     def put_task(self, task_id: str, data: dict[str, Any], effects: Effects) -> None:
         """Record a query task and make it due, atomically."""
-        with self._r.pipeline(transaction=True) as pipe:
-            pipe.set(self._keys.task(task_id), json.dumps(data), ex=TASK_TTL_S)
-            self._effects.write(pipe, effects)
-            pipe.execute()
+        key = self._keys.task(task_id)
+        self._effects.commit(
+            self._r, effects, also=lambda pipe: pipe.set(key, json.dumps(data), ex=TASK_TTL_S)
+        )
 
     @guarded
     def get_task(self, task_id: str) -> dict[str, Any] | None:
@@ -56,8 +56,9 @@ class WorkStore:
     @guarded
     def finish_task(self, task_id: str, effects: Effects | None = None) -> None:
         """Drop the task and write its effects (its answer) in one transaction."""
-        with self._r.pipeline(transaction=True) as pipe:
+
+        def drop(pipe: Any) -> None:
             pipe.delete(self._keys.task(task_id))
             pipe.zrem(self._keys.work_due, f"task:{task_id}")
-            self._effects.write(pipe, effects or Effects())
-            pipe.execute()
+
+        self._effects.commit(self._r, effects or Effects(), also=drop)
