@@ -122,7 +122,7 @@ def versions() -> dict[str, str]:
 
 
 def machine_lines() -> list[str]:
-    uname = " ".join(platform.uname())
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False).stdout.strip()
     packages = ", ".join(f"{k} {v}" for k, v in versions().items())
     return [
         f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}",
@@ -474,6 +474,13 @@ class Process:
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak RSS) from /proc/<pid>/status, in KiB."""
         return proc_memory(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_memory(pid: int) -> dict[str, int]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
@@ -44,6 +43,7 @@ from bench._common import (
     Process,
     bot_env,
     bot_process,
+    cpu_seconds,
     free_port,
     jobs_store,
     median,
@@ -60,7 +60,6 @@ from bench._common import (
 NAME = "ack_latency"
 AWS_DELAY_S = 2.0
 STATUS_LEVELS = (0, 1_000, 10_000)  # jobs in flight for the `/ami status` scaling runs
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -137,12 +136,6 @@ def requests(
         expect = "ok" if floor else ("Job `j-" if kind == "create" else "In-flight jobs")
         out.append({"body": body, "headers": signed_headers(body.encode()), "expect": expect, "kind": kind})
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
 
 
 def load(server: Process, reqs: Sequence[dict[str, Any]], clients: int) -> Run:
@@ -432,7 +425,8 @@ def report(
         "",
         f"Medians over {args.rounds} rounds (each figure is the median of the rounds' percentiles; "
         "p99 status / create: the two commands of the amibot mix separately; server CPU: the server "
-        "process's CPU time per request, from /proc).",
+        "process's CPU time during the run ÷ requests, from /proc — for amibot that includes the work "
+        "its workers, outbox and tracker do meanwhile).",
         "",
         main_table,
         "",
@@ -463,6 +457,8 @@ def report(
         "the bot's AWS_ENDPOINT_URL points at it, so each create's DescribeInstances + CreateImage "
         "(made by the workers) takes ≥ 4 s.",
         *(f"- {c}: {n}." for c, n in notes.items()),
+        "- The profile needs py-spy (`pip install py-spy`) on the PATH or `--py-spy PATH`; "
+        "`--no-profile` skips it.",
         "- The machine has 2 cores shared by the load generator, the server under test, moto, Redis and "
         "the fake Slack, and other sessions may run tests at the same time: compare ratios within "
         "a run rather than absolute figures across runs; CPU per request is the steadiest figure.",
@@ -471,7 +467,7 @@ def report(
         NAME,
         section(
             "Ack latency (HTTP mode)",
-            "python -m bench.ack_latency   (with py-spy on the PATH for the profile)",
+            "python -m bench.ack_latency",
             [
                 "p99 < 50 ms at 50 concurrent clients, with AWS answering at once and with every AWS call "
                 "taking 2 s",

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ class Waiters:
     seconds: float
     attempts: int
     failed: int
+    sent: int  # HTTP requests sent by the waiters' clients (retries included)
 
     @property
     def per_image_cycle(self) -> float:
@@ -115,7 +117,8 @@ def split(total: int, parts: int) -> list[int]:
 def run_waiters(p: Peers, images: Sequence[tuple[str, str]], log: DescribeImagesLog) -> Waiters:
     """One boto3 `image_available` waiter per image, concurrently, each with its own thread."""
     per_region = len(images) // len(REGIONS) + 1  # a kept-alive connection per waiter
-    config = Config(max_pool_connections=per_region, retries={"mode": "standard", "max_attempts": 3})
+    # moto's development server sometimes drops a kept-alive connection under this load; retry those
+    config = Config(max_pool_connections=per_region, retries={"mode": "standard", "max_attempts": 10})
     clients = {
         region: boto3.client(
             "ec2",
@@ -127,6 +130,9 @@ def run_waiters(p: Peers, images: Sequence[tuple[str, str]], log: DescribeImages
         )
         for region in REGIONS
     }
+    sent = Counter[str]()  # HTTP requests the waiters sent (retries included), to compare with moto's count
+    for client in clients.values():
+        client.meta.events.register("before-send", lambda **_: sent.update(["sent"]))
     start_line = threading.Barrier(len(images) + 1)
     failed: list[str] = []
 
@@ -155,7 +161,7 @@ def run_waiters(p: Peers, images: Sequence[tuple[str, str]], log: DescribeImages
     calls = len(log.by(WAITER_KEY, since=started - 1))
     if failed:
         print(f"  ! {len(failed)} waiters failed, e.g. {failed[0]}")
-    return Waiters(len(images), calls, seconds, WAITER_ATTEMPTS, len(failed))
+    return Waiters(len(images), calls, seconds, WAITER_ATTEMPTS, len(failed), sent["sent"])
 
 
 def group_polls(calls: Sequence[DescribeImagesCall], images: int) -> list[list[DescribeImagesCall]]:
@@ -351,8 +357,10 @@ def report(args: argparse.Namespace, waiters: Waiters, polls: Polls, latencies: 
                 - Baseline: {images} threads, each `ec2.get_waiter('image_available').wait(ImageIds=[id])`
                   (the seed script's approach) with `Delay` {WAITER_DELAY_S:g} s instead of
                   {SEED_DELAY_S:g} s and `MaxAttempts` {WAITER_ATTEMPTS} so that the run ends; the starts are
-                  spread over one delay. Each attempt is one DescribeImages call (counted:
-                  {waiters.per_image_cycle:.3f} per image per attempt). Over the whole run that was
+                  spread over one delay. Each attempt is one DescribeImages call (counted at moto:
+                  {waiters.per_image_cycle:.3f} per image per attempt; the clients sent {waiters.sent}
+                  requests, retries of dropped connections included; {waiters.failed} waiters failed).
+                  Over the whole run that was
                   {waiters.per_image_minute:.1f} calls per image-minute (delay plus call time under load,
                   start spread included); at the seed's {SEED_DELAY_S:g} s the same per-attempt count gives
                   {waiter_15:.1f}.
