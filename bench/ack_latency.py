@@ -190,7 +190,7 @@ def measure(
             for name, proc in order:
                 run = load(proc, requests(p, instance, count, floor=name == "floor"), clients)
                 if name == "amibot":
-                    run.active = int(redis.scard(prefix + "jobs:active"))
+                    run.active = int(redis.zcard(prefix + "jobs:active"))
                 series.setdefault((name, clients), Series()).runs.append(run)
                 print(
                     f"  round {rnd + 1} {name:6} {clients:2} clients: p50 {pct(run.latencies, 50):7.2f} "
@@ -276,7 +276,7 @@ def profile(py_spy: str, p: Peers, bot: Process, instance: str, count: int, clie
             if match and match.group(0) not in seen:
                 seen.add(match.group(0))
                 frames[f"{match.group(1)} ({match.group(2)})"] += n
-    active = int(p.redis.client().scard(bot.env["AMIBOT_KEY_PREFIX"] + "jobs:active"))
+    active = int(p.redis.client().zcard(bot.env["AMIBOT_KEY_PREFIX"] + "jobs:active"))
     return {
         "groups": groups,
         "frames": frames,

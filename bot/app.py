@@ -382,11 +382,11 @@ def build(
 def build_bolt(settings: Settings, services: Services, *, verify_token: bool) -> App:
     from handlers import register_all
 
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    # HTTP mode's RequestGuard (bot/server.py) verifies signatures before Bolt; Socket Mode has none
     app = App(
         client=slack_client(settings, retries=True),
-        signing_secret=secret,
-        request_verification_enabled=secret is not None,
+        signing_secret="",
+        request_verification_enabled=False,
         token_verification_enabled=verify_token,
         process_before_response=True,
         logger=logging.getLogger("amibot.bolt"),

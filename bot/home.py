@@ -71,7 +71,7 @@ class HomeService:
         self._clock = clock
 
     def view(self, user: str) -> dict[str, Any]:
-        active = [job for job in self._jobs.active() if job.requester == user]
+        active = self._jobs.active(SHOW_AT_MOST, user=user)
         pending = sorted(self._approvals.pending(), key=lambda a: a.created_at)
         recent = [job for job in self._jobs.recent(RECENT_SCANNED) if job.requester == user]
         recent.sort(key=lambda job: job.finished_at or job.updated_at, reverse=True)

@@ -18,8 +18,12 @@ class Keys:
 
     @property
     def jobs_active(self) -> str:
-        """Set of job ids not yet finished (queued, tracking, running, waiting)."""
+        """Sorted set of the ids of unfinished jobs (queued, tracking, running) by creation time."""
         return self._k("jobs", "active")
+
+    def user_jobs(self, user: str) -> str:
+        """Sorted set of one requester's unfinished jobs by creation time (App Home)."""
+        return self._k("jobs", "user", user)
 
     @property
     def jobs_tracking(self) -> str:

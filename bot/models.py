@@ -7,7 +7,7 @@ progress is in `result`). Jobs are stored as JSON in Redis by `bot.store`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -126,7 +126,10 @@ class Job:
         return replace(self, state=state, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON data (by hand: dataclasses.asdict deep-copies and is a hot spot of the ack path)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["targets"] = [{f.name: getattr(t, f.name) for f in fields(t)} for t in self.targets]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:

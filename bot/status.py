@@ -50,11 +50,11 @@ class StatusService:
         if cmd.job_id is not None:
             return self._one(cmd.job_id, caller)
         now = self._clock()
-        active = self._jobs.active()
+        active, total = self._jobs.active(SHOW_AT_MOST), self._jobs.active_count()
         pending = sorted(self._approvals.pending(), key=lambda a: a.created_at)
-        lines = [notices.job_line(job, now) for job in active[:SHOW_AT_MOST]]
-        if len(active) > SHOW_AT_MOST:
-            lines.append(f"… and {len(active) - SHOW_AT_MOST} more")
+        lines = [notices.job_line(job, now) for job in active]
+        if total > len(active):
+            lines.append(f"… and {total - len(active)} more")
         jobs_text = "*In-flight jobs*\n" + ("\n".join(lines) if lines else "none")
         blocks: list[dict[str, Any]] = [
             bk.section(jobs_text),

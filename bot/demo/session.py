@@ -363,7 +363,7 @@ class Session:
         while time.monotonic() - started < WAIT_AT_MOST:
             busy = [
                 job.id
-                for job in self.runtime.jobs.active()
+                for job in self.runtime.jobs.active(limit=1000)
                 if job.state in (JobState.QUEUED, JobState.TRACKING)
             ]
             outbox = self.runtime.services.metrics.registry.get_sample_value("amibot_outbox_pending")

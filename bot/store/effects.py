@@ -125,12 +125,14 @@ class EffectWriter:
         pipe.set(key, json.dumps(job.to_dict()))
         if job.state in FINISHED:
             pipe.expire(key, FINISHED_JOB_TTL_S)
-            pipe.srem(keys.jobs_active, job.id)
+            pipe.zrem(keys.jobs_active, job.id)
+            pipe.zrem(keys.user_jobs(job.requester), job.id)
             pipe.zadd(keys.jobs_recent, {job.id: job.finished_at or time.time()})
             pipe.zremrangebyrank(keys.jobs_recent, 0, -RECENT_KEEP - 1)
         else:
             pipe.persist(key)
-            pipe.sadd(keys.jobs_active, job.id)
+            pipe.zadd(keys.jobs_active, {job.id: job.created_at})
+            pipe.zadd(keys.user_jobs(job.requester), {job.id: job.created_at})
             pipe.zrem(keys.jobs_recent, job.id)
         if job.state is JobState.TRACKING:
             pipe.sadd(keys.jobs_tracking, job.id)

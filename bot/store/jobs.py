@@ -21,6 +21,9 @@ from bot.store.effects import Effects, EffectWriter, update_watched
 Change = Callable[[Job], tuple[Job, Effects] | None]
 
 
+RESERVE_S = 60
+
+
 class JobExists(Exception):
     pass
 
@@ -33,18 +36,17 @@ class JobStore:
 
     @guarded
     def create(self, job: Job, effects: Effects | None = None) -> None:
-        """Store a new job with its effects, atomically; JobExists if the id is taken."""
+        """Store a new job with its effects; JobExists if the id is taken.
+
+        Two round trips (the ack path's budget): reserve the id with SET NX (expiring, so a crash
+        right after leaves nothing behind), then write the job and its effects in one MULTI/EXEC.
+        """
         key = self._keys.job(job.id)
-        effects = effects or Effects()
-
-        def txn(pipe: Any) -> None:
-            if pipe.exists(key):
-                raise JobExists(job.id)
-            pipe.multi()
-            self._write(pipe, job, effects, previous=None)
-
-        self._r.transaction(txn, key)
-        self._effects.committed(effects)
+        if not self._r.set(key, "{}", nx=True, ex=RESERVE_S):
+            raise JobExists(job.id)
+        self._effects.commit(
+            self._r, effects or Effects(), also=lambda pipe: self._effects.write_job(pipe, job, None)
+        )
 
     @guarded
     def get(self, job_id: str) -> Job | None:
@@ -76,22 +78,19 @@ class JobStore:
 
         return update_watched(self._r, self._keys.job(job_id), _parse, touched, write, self._effects)
 
-    def _write(self, pipe: Any, job: Job, effects: Effects, previous: Job | None) -> None:
-        self._effects.write_job(pipe, job, previous)
-        self._effects.write(pipe, effects)
-
     @guarded
     def tracking_ids(self) -> list[str]:
         return sorted(self._r.smembers(self._keys.jobs_tracking))
 
     @guarded
-    def active(self) -> list[Job]:
-        jobs = self.get_many(self._r.smembers(self._keys.jobs_active))
-        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+    def active(self, limit: int = 20, user: str | None = None) -> list[Job]:
+        """The newest unfinished jobs (of `user`, if given), newest first. Reads only what it shows."""
+        key = self._keys.user_jobs(user) if user else self._keys.jobs_active
+        return self.get_many(self._r.zrevrange(key, 0, limit - 1))
 
     @guarded
     def active_count(self) -> int:
-        return int(self._r.scard(self._keys.jobs_active))
+        return int(self._r.zcard(self._keys.jobs_active))
 
     @guarded
     def counts(self) -> dict[tuple[str, ...], float]:

@@ -40,7 +40,7 @@ def assert_nothing_changed(bot: BotProcess, redis: Any, prefix: str, moto: Any, 
     """No job, no work, no audit entry under the prefix; no AWS call; no image; nothing posted."""
     keys = sorted(k for k in redis.scan_iter(f"{prefix}*") if not k.startswith(f"{prefix}lease:"))
     assert not [k for k in keys if k.startswith((f"{prefix}job:", f"{prefix}work:", f"{prefix}audit"))], keys
-    assert redis.scard(f"{prefix}jobs:active") == 0
+    assert redis.zcard(f"{prefix}jobs:active") == 0
     assert metric(bot.metrics(), "amibot_aws_calls_total") == 0
     assert own_images(moto) == []
     assert slack.posts() == []
@@ -143,7 +143,7 @@ def test_an_exact_replay_within_five_minutes_is_refused(
     assert first.status == 200 and job_id_of(first)
     again = bot.post(body, headers)
     assert again.status == 401, again
-    assert redis_srv.client().scard(f"{prefix}jobs:active") <= 1
+    assert redis_srv.client().zcard(f"{prefix}jobs:active") <= 1
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_a_command_without_user_or_channel_is_refused(
     resp = bot.post_signed(urlencode({"command": "/ami", "text": f"create {instance}"}).encode())
     assert resp.status < 500, resp
     assert not job_ids_in(resp), resp
-    assert redis_srv.client().scard(f"{prefix}jobs:active") == 0
+    assert redis_srv.client().zcard(f"{prefix}jobs:active") == 0
 
 
 # --- Redis outage --------------------------------------------------------------------------
