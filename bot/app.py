@@ -7,6 +7,7 @@ Nothing else constructs clients or stores. Tests and `amibot demo` pass their ow
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ from bot.store.jobs import JobStore
 from bot.store.leases import Leases
 from bot.store.offers import OfferStore
 from bot.store.outbox import OutboxStore
+from bot.store.wakeups import Wakeups
 from bot.store.work import WorkStore
 from bot.tasks import SCHEDULER, Tasks
 from bot.tracker import Tracker, TrackPolicy
@@ -108,12 +110,17 @@ class Runtime:
     audit: AuditLog
     redis: Any
     pruning: Pruning
+    wakeups: Wakeups
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start_background(self) -> None:
+        """Start this process's recurring work (and listen for wake-ups from other processes)."""
         self.scheduler.start()
+        self.wakeups.listen(self.scheduler.wake, self._stopping)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.scheduler.shutdown()
         self.runner.shutdown(wait=True)
         for stop in self._stops:
@@ -369,6 +376,7 @@ def build(
         audit=audit,
         redis=redis,
         pruning=pruning,
+        wakeups=Wakeups(redis, keys),
     )
 
     def release_tracker() -> None:

@@ -88,6 +88,11 @@ class Keys:
         """What a Keep button keeps (account, region, AMI)."""
         return self._k("offer", token)
 
+    @property
+    def wake(self) -> str:
+        """Pub/sub channel: "work" or "outbox" became due (see bot.store.wakeups)."""
+        return self._k("wake")
+
     # audit
     @property
     def audit(self) -> str:

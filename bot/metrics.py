@@ -2,27 +2,33 @@
 
 Counts that are global across replicas (jobs by kind and state, pending approvals, the
 outbox) are read from Redis at scrape time; call and latency figures are this process's own.
+When `amibot run` keeps its background work in a second process, both write their counters
+to PROMETHEUS_MULTIPROC_DIR and `/metrics` adds them up (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from bot.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ACK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._gauges: list[_Gauge] = []
         self.aws_calls = Counter(
             "amibot_aws_calls", "AWS API calls", ["service", "operation", "outcome"], registry=self.registry
         )
@@ -54,10 +60,18 @@ class Metrics:
         self, name: str, doc: str, labels: list[str], read: Callable[[], Mapping[tuple[str, ...], float]]
     ) -> None:
         """A gauge read at scrape time (from Redis)."""
-        self.registry.register(_Gauge(name, doc, labels, read))
+        gauge = _Gauge(name, doc, labels, read)
+        self._gauges.append(gauge)
+        self.registry.register(gauge)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not os.environ.get(MULTIPROC_ENV):
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process)
+        for gauge in self._gauges:
+            every_process.register(gauge)
+        return generate_latest(every_process)
 
 
 class _Gauge(Collector):

@@ -18,6 +18,7 @@ import redis
 from bot.keys import Keys
 from bot.messages import OutboxItem
 from bot.models import FINISHED, Job, JobState
+from bot.store.wakeups import OUTBOX, WORK
 
 log = logging.getLogger("amibot.audit")
 
@@ -113,6 +114,11 @@ class EffectWriter:
             fields = {k: str(v) for k, v in entry.__dict__.items()}
             fields["time"] = f"{now:.3f}"
             pipe.xadd(self._keys.audit, fields, maxlen=AUDIT_MAXLEN, approximate=True)
+        # wake the background work of every process (bot.store.wakeups), in the same transaction
+        if effects.notices:
+            pipe.publish(self._keys.wake, OUTBOX)
+        if effects.work or effects.jobs:
+            pipe.publish(self._keys.wake, WORK)
 
     def write_job(self, pipe: Any, job: Job, previous: Job | None) -> None:
         """A job document and the index sets derived from its state."""
