@@ -20,7 +20,7 @@ from bot.store.effects import AuditEntry, Effects
 from bot.store.jobs import JobStore
 from bot.tracker import retrack
 
-SHOW_AT_MOST = 20
+SHOW_AT_MOST = 10
 
 
 def approval_line(approval: Approval) -> str:

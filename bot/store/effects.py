@@ -121,28 +121,30 @@ class EffectWriter:
             pipe.publish(self._keys.wake, WORK)
 
     def write_job(self, pipe: Any, job: Job, previous: Job | None) -> None:
-        """A job document and the index sets derived from its state."""
+        """A job document, and the index sets derived from its state when the state changes."""
         keys = self._keys
         key = keys.job(job.id)
-        if previous is None or previous.state != job.state:
-            if previous is not None and previous.state not in FINISHED:
-                pipe.hincrby(keys.job_counts, f"{job.kind}|{previous.state}", -1)
-            pipe.hincrby(keys.job_counts, f"{job.kind}|{job.state}", 1)
-        pipe.set(key, json.dumps(job.to_dict()))
+        pipe.set(key, json.dumps(job.to_dict()))  # SET also clears an expiry
         if job.state in FINISHED:
             pipe.expire(key, FINISHED_JOB_TTL_S)
+        if previous is not None and previous.state == job.state:
+            return
+        if previous is not None and previous.state not in FINISHED:
+            pipe.hincrby(keys.job_counts, f"{job.kind}|{previous.state}", -1)
+        pipe.hincrby(keys.job_counts, f"{job.kind}|{job.state}", 1)
+        if job.state in FINISHED:
             pipe.zrem(keys.jobs_active, job.id)
             pipe.zrem(keys.user_jobs(job.requester), job.id)
             pipe.zadd(keys.jobs_recent, {job.id: job.finished_at or time.time()})
             pipe.zremrangebyrank(keys.jobs_recent, 0, -RECENT_KEEP - 1)
-        else:
-            pipe.persist(key)
+        elif previous is None or previous.state in FINISHED:
             pipe.zadd(keys.jobs_active, {job.id: job.created_at})
             pipe.zadd(keys.user_jobs(job.requester), {job.id: job.created_at})
-            pipe.zrem(keys.jobs_recent, job.id)
+            if previous is not None:
+                pipe.zrem(keys.jobs_recent, job.id)
         if job.state is JobState.TRACKING:
             pipe.sadd(keys.jobs_tracking, job.id)
-        else:
+        elif previous is not None and previous.state is JobState.TRACKING:
             pipe.srem(keys.jobs_tracking, job.id)
 
     def enqueue(self, pipe: Any, item: OutboxItem, now: float) -> None:
