@@ -472,8 +472,28 @@ class Process:
         return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
 
     def memory_kib(self) -> dict[str, int]:
-        """VmRSS and VmHWM (peak RSS) from /proc/<pid>/status, in KiB."""
-        return proc_memory(self.pid)
+        """VmRSS and VmHWM (peak RSS) from /proc/<pid>/status, in KiB, summed over the bot's
+        processes (`amibot run` and its background child, `amibot work`)."""
+        total = {"VmRSS": 0, "VmHWM": 0}
+        for pid in process_tree(self.pid):
+            for key, value in proc_memory(pid).items():
+                total[key] += value
+        return total
+
+    def cpu_seconds_all(self) -> float:
+        """CPU time of the bot's processes (the ack process and its background child)."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants, from /proc/<pid>/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            todo.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 def cpu_seconds(pid: int) -> float:

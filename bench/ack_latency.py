@@ -424,9 +424,10 @@ def report(
         *(f"- {verdict(ok)} {text}" for text, ok in checks),
         "",
         f"Medians over {args.rounds} rounds (each figure is the median of the rounds' percentiles; "
-        "p99 status / create: the two commands of the amibot mix separately; server CPU: the server "
-        "process's CPU time during the run ÷ requests, from /proc — for amibot that includes the work "
-        "its workers, outbox and tracker do meanwhile).",
+        "p99 status / create: the two commands of the amibot mix separately; server CPU: the serving "
+        "process's CPU time during the run ÷ requests, from /proc — for amibot the ack process; its "
+        "background work (AWS calls, tracker, outbox) runs in a child process, `amibot work`, on the "
+        "same two cores).",
         "",
         main_table,
         "",

@@ -25,7 +25,6 @@ from bench._common import (
     bot_env,
     bot_process,
     count_describe_images,
-    cpu_seconds,
     fast_image_id_filter,
     jobs_store,
     peers,
@@ -112,11 +111,11 @@ def main(argv: list[str] | None = None) -> bool:
             print(f"redis: {tracking} tracking jobs stored in {stored_s:.1f} s, +{grown:.1f} MB")
 
             polls_before = len(log.by(BOT_ACCESS_KEY))
-            started, cpu = time.monotonic(), cpu_seconds(bot.pid)
+            started, cpu = time.monotonic(), bot.cpu_seconds_all()
             with Sampler(bot) as sampler:
                 wait_polls(bot, args.polls + 1, timeout=600)
             poll_s = (time.monotonic() - started) / (args.polls + 1)
-            poll_cpu = (cpu_seconds(bot.pid) - cpu) / (args.polls + 1)
+            poll_cpu = (bot.cpu_seconds_all() - cpu) / (args.polls + 1)
             loaded = bot.memory_kib()
             calls = log.by(BOT_ACCESS_KEY)[polls_before:]
             rss, peak = mib(loaded["VmRSS"]), mib(loaded["VmHWM"])
@@ -213,8 +212,9 @@ def report(
                 f"""
                 - {args.jobs} images registered in moto's EC2 backend (in this process) across
                   {", ".join(REGIONS)}, state `pending` for the whole run.
-                - `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s).
-                  RSS from /proc/<pid>/status (VmRSS now, VmHWM the peak since start).
+                - `amibot run --http` as a real process (defaults but AMIBOT_POLL_INTERVAL={args.poll:g} s):
+                  the ack process and its background child (`amibot work`, where the tracker runs);
+                  RSS from /proc/<pid>/status of both, added up (VmRSS now, VmHWM the peaks).
                 - {tracking} jobs stored through the bot's JobStore as `/ami create` leaves them once
                   CreateImage answered (TRACKING, image PENDING), each with its create.requested and
                   create.started audit entries, so the Redis figure is what an in-flight create costs.

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import NamedTuple
 
 from bot.aws.ec2 import Ec2
 from bot.errors import AmibotError
@@ -26,6 +27,7 @@ from bot.store.jobs import JobStore
 log = logging.getLogger(__name__)
 
 BATCH = 200
+READ_CHUNK = 500  # jobs read from Redis at a time
 FAILED_STATES = frozenset({"failed", "error", "invalid", "deregistered", "disabled"})
 
 
@@ -145,26 +147,25 @@ class Tracker:
         self._on_change = on_change
 
     def poll(self) -> PollStats:
+        """One poll of every in-flight image. Jobs are read in chunks and only what is watched is
+        kept (a small tuple per image), so memory stays flat with tens of thousands of jobs."""
         stats = PollStats()
-        jobs = self._jobs.get_many(self._jobs.tracking_ids())
-        stats.jobs = len(jobs)
-        groups: dict[tuple[str | None, str], list[tuple[Job, Target]]] = defaultdict(list)
-        for job in jobs:
-            for target in job.targets:
-                if target.state is TargetState.PENDING and target.image_id:
-                    groups[(job.account, target.region)].append((job, target))
+        groups: dict[tuple[str | None, str], list[Watched]] = defaultdict(list)
+        ids = self._jobs.tracking_ids()
+        stats.jobs = len(ids)
+        for start in range(0, len(ids), READ_CHUNK):
+            for job in self._jobs.get_many(ids[start : start + READ_CHUNK]):
+                for w in watched(job):
+                    groups[(w.account, w.region)].append(w)
         for (account, region), pending in sorted(groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
             for start in range(0, len(pending), BATCH):
-                chunk = pending[start : start + BATCH]
-                self._poll_chunk(account, region, chunk, stats)
+                self._poll_chunk(account, region, pending[start : start + BATCH], stats)
         if stats.changes:
             self._on_change()
         return stats
 
-    def _poll_chunk(
-        self, account: str | None, region: str, chunk: list[tuple[Job, Target]], stats: PollStats
-    ) -> None:
-        ids = sorted({t.image_id for _, t in chunk if t.image_id})
+    def _poll_chunk(self, account: str | None, region: str, chunk: list[Watched], stats: PollStats) -> None:
+        ids = sorted({w.image_id for w in chunk})
         stats.images += len(ids)
         stats.calls += 1
         try:
@@ -176,13 +177,45 @@ class Tracker:
             )
             return
         now = self._clock()
-        for job, target in chunk:
-            image = seen.get(target.image_id or "")
-            if observe(job, target.region, image, now, self._policy) is None:
-                continue  # nothing to write: skip the transaction
-            change = partial(observe, region=target.region, image=image, now=now, policy=self._policy)
-            updated = self._jobs.update(job.id, change)
+        for w in chunk:
+            image = seen.get(w.image_id)
+            if quiet(w, image, now):
+                continue  # still pending, seen, in time: nothing to write, skip the transaction
+            change = partial(observe, region=w.region, image=image, now=now, policy=self._policy)
+            updated = self._jobs.update(w.job_id, change)
             if updated is not None:
                 stats.changes += 1
                 if updated.finished:
                     log.info("job finished", extra={"job": updated.id, "state": str(updated.state)})
+
+
+class Watched(NamedTuple):
+    """One in-flight image, as much of its job as a poll needs."""
+
+    job_id: str
+    account: str | None
+    region: str
+    image_id: str
+    missing_since: float | None
+    deadline: float
+
+
+def watched(job: Job) -> list[Watched]:
+    if job.state is not JobState.TRACKING:
+        return []
+    return [
+        Watched(job.id, job.account, t.region, t.image_id, t.missing_since, job.deadline)
+        for t in job.targets
+        if t.state is TargetState.PENDING and t.image_id
+    ]
+
+
+def quiet(w: Watched, image: Image | None, now: float) -> bool:
+    """True when `observe` would change nothing: the image is seen, still pending, in time (pure)."""
+    return (
+        image is not None
+        and image.state != "available"
+        and image.state not in FAILED_STATES
+        and w.missing_since is None
+        and now < w.deadline
+    )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.images import Image
 from bot.messages import Delivery
 from bot.models import InvalidTransition, Job, JobKind, JobState, Target, TargetState
-from bot.tracker import TrackPolicy, observe, retrack
+from bot.tracker import TrackPolicy, observe, quiet, retrack, watched
 
 T0 = 1_800_000_000.0
 POLICY = TrackPolicy(notfound_grace=300, notify_channel="CNOTIFY")
@@ -159,3 +162,22 @@ def test_notice_blocks_carry_the_facts_and_a_plain_text_fallback() -> None:
         "Requested by": "<@U1>",
     }
     assert context["type"] == "context" and "job j-abc123" in context["elements"][0]["text"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.sampled_from(["pending", "available", "failed", "error", "transient", "deregistered", None]),
+    missing=st.one_of(st.none(), st.floats(0, 1000)),
+    offset=st.floats(0, 13 * 3600),
+)
+def test_the_polls_fast_path_never_skips_a_change(
+    state: str | None, missing: float | None, offset: float
+) -> None:
+    """`quiet` lets the tracker skip the transaction; it must only do so when `observe` changes nothing."""
+    job = tracking_job()
+    job = job.with_target(replace(job.targets[0], missing_since=None if missing is None else T0 + missing))
+    seen = None if state is None else image(state)
+    now = T0 + offset
+    (w,) = watched(job)
+    if quiet(w, seen, now):
+        assert observe(job, "us-east-1", seen, now, POLICY) is None
