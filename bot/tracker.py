@@ -27,7 +27,7 @@ from bot.store.jobs import JobStore
 log = logging.getLogger(__name__)
 
 BATCH = 200
-READ_CHUNK = 500  # jobs read from Redis at a time
+READ_CHUNK = 200  # jobs read from Redis at a time
 FAILED_STATES = frozenset({"failed", "error", "invalid", "deregistered", "disabled"})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -95,3 +96,11 @@ def die_with_parent() -> None:
             time.sleep(1.0)
 
     threading.Thread(target=watch, name="amibot-parent-watch", daemon=True).start()
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by Python back to the OS (glibc keeps it in its arenas otherwise)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
