@@ -38,16 +38,11 @@ class Event(StrEnum):
     APP_HOME_OPENED = "app_home_opened"
 
 
-JOB_ID = re.compile(r"^j-[0-9a-f]{6}$")
 APPROVAL_ID = re.compile(r"^a-[0-9a-f]{6}$")
 
 
 def new_job_id() -> str:
     return f"j-{secrets.token_hex(3)}"
-
-
-def new_approval_id() -> str:
-    return f"a-{secrets.token_hex(3)}"
 
 
 def new_token() -> str:

@@ -118,9 +118,6 @@ class Outbox:
         self._on_slack_call = on_slack_call
         self._on_delivered = on_delivered
 
-    def add_hook(self, name: str, hook: SentHook) -> None:
-        self._hooks[name] = hook
-
     def drain(self, max_items_per_dest: int = 50) -> int:
         """Deliver what is due; returns how many items were delivered."""
         delivered = 0

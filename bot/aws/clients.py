@@ -67,9 +67,6 @@ class AwsClients:
         """An EC2 client with short timeouts and no retries, for answers Slack waits on."""
         return self._client("ec2", account, region, quick=True)  # type: ignore[no-any-return,unused-ignore]
 
-    def account_label(self, account: str | None) -> str:
-        return account or "default"
-
     def _client(self, service: str, account: str | None, region: str, *, quick: bool = False) -> Any:
         key = (service + ("/quick" if quick else ""), account or "", region)
         client = self._clients.get(key)

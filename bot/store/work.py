@@ -36,11 +36,6 @@ class WorkStore:
         return int(self._r.zcard(self._keys.work_due))
 
     @guarded
-    def next_due(self) -> float | None:
-        first = self._r.zrange(self._keys.work_due, 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
-
-    @guarded
     def put_task(self, task_id: str, data: dict[str, Any], effects: Effects) -> None:
         """Record a query task and make it due, atomically."""
         key = self._keys.task(task_id)
