@@ -8,6 +8,8 @@ for the tracker, the outbox and work items; a per-tick claim for cron jobs).
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +28,11 @@ class Scheduler:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         )
+        # Wake-ups are applied by a thread of their own: APScheduler's shutdown holds its job store
+        # lock while it waits for running jobs, so a job that woke another job directly would
+        # deadlock the shutdown.
+        self._wakes: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._waker: threading.Thread | None = None
 
     def every(self, name: str, seconds: float, fn: Callable[[], object], *, first_in: float = 0.0) -> None:
         start = datetime.now(UTC).timestamp() + first_in
@@ -51,17 +58,30 @@ class Scheduler:
         return job.next_run_time if job is not None else None
 
     def wake(self, name: str) -> None:
-        """Run `name` now instead of at its next interval (used to react at once to local work)."""
-        job = self._scheduler.get_job(name)
-        if job is not None and self._scheduler.running:
-            job.modify(next_run_time=datetime.now(UTC))
+        """Run `name` now instead of at its next interval (never blocks: see `_apply_wakes`)."""
+        self._wakes.put(name)
+
+    def _apply_wakes(self) -> None:
+        while (name := self._wakes.get()) is not None:
+            try:
+                job = self._scheduler.get_job(name)
+                if job is not None and self._scheduler.running:
+                    job.modify(next_run_time=datetime.now(UTC))
+            except Exception:  # the scheduler stopped meanwhile, or the job finished: nothing to do
+                log.debug("wake-up of %s skipped", name, exc_info=True)
 
     def start(self) -> None:
         self._scheduler.start()
+        self._waker = threading.Thread(target=self._apply_wakes, name="amibot-waker", daemon=True)
+        self._waker.start()
 
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        if self._waker is not None:
+            self._wakes.put(None)
+            self._waker.join(timeout=5)
+            self._waker = None
 
 
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
