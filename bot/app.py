@@ -76,7 +76,7 @@ from bot.store.wakeups import Wakeups
 from bot.store.work import WorkStore
 from bot.tasks import SCHEDULER, Tasks
 from bot.tracker import Tracker, TrackPolicy
-from bot.worker import release_freed_memory
+from bot.worker import TRIM_AFTER_JOBS, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +341,8 @@ def build(
     def poll_if_leader() -> None:
         if leases.hold("tracker", tracker_token, tracker_lease_s):
             metrics.polls.inc()
-            tracker.poll()
-            release_freed_memory()  # a poll of many jobs is a large, short-lived allocation
+            if tracker.poll().jobs >= TRIM_AFTER_JOBS:
+                release_freed_memory()  # a poll of many jobs is a large, short-lived allocation
 
     scheduler.every("work", min(0.5, poll_s), runner.run_due)
     scheduler.every("heartbeat", max(0.05, lease_s / 3), runner.renew)

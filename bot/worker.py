@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "AMIBOT_PARENT_PID"
 PR_SET_PDEATHSIG = 1
 MAX_RESTART_DELAY_S = 30.0
+TRIM_AFTER_JOBS = 1000  # polls this large are worth returning their memory to the OS
 
 
 class WorkerProcess:
@@ -100,7 +100,6 @@ def die_with_parent() -> None:
 
 def release_freed_memory() -> None:
     """Give memory freed by Python back to the OS (glibc keeps it in its arenas otherwise)."""
-    gc.collect()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).malloc_trim(0)
