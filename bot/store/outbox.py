@@ -27,6 +27,15 @@ end
 return 1
 """
 
+# Forget a destination only if its queue is still empty: a notice enqueued between reading the
+# empty queue and removing the destination would otherwise sit in a queue nobody looks at.
+_FORGET_IF_EMPTY = """
+if redis.call('LLEN', KEYS[1]) == 0 then
+  return redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0
+"""
+
 
 class OutboxStore:
     def __init__(self, client: Any, keys: Keys, effects: EffectWriter) -> None:
@@ -34,6 +43,7 @@ class OutboxStore:
         self._keys = keys
         self._effects = effects
         self._finish = client.register_script(_FINISH)
+        self._forget_if_empty = client.register_script(_FORGET_IF_EMPTY)
 
     @guarded
     def enqueue(self, *items: OutboxItem) -> None:
@@ -47,7 +57,7 @@ class OutboxStore:
     def head(self, dest: str) -> OutboxItem | None:
         item_id = self._r.lindex(self._keys.outbox_queue(dest), 0)
         if item_id is None:
-            self._r.zrem(self._keys.outbox_dests, dest)
+            self._forget_if_empty(keys=[self._keys.outbox_queue(dest), self._keys.outbox_dests], args=[dest])
             return None
         raw = self._r.get(self._keys.outbox_item(item_id))
         if not raw or not raw.startswith("{"):
