@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> bool:
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy binary (default: on PATH)")
     parser.add_argument("--profile-requests", type=int, default=600)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--worker-nice", help="AMIBOT_WORKER_NICE for the bot (default: the bot's default)")
     args = parser.parse_args(argv)
     py_spy = None if args.no_profile else args.py_spy
 
@@ -316,7 +317,8 @@ def main(argv: list[str] | None = None) -> bool:
                 ):
                     print(f"{condition}:")
                     prefix = f"bench-ack:{uuid.uuid4().hex[:6]}:"
-                    env = bot_env(p, prefix, aws_endpoint_url=endpoint)
+                    nice = {} if args.worker_nice is None else {"AMIBOT_WORKER_NICE": args.worker_nice}
+                    env = bot_env(p, prefix, aws_endpoint_url=endpoint, **nice)
                     bot = bot_process(p, f"amibot-{len(results)}", env).start()
                     before = proxy.requests
                     try:

@@ -76,13 +76,14 @@ def _settings(*, http: bool | None) -> tuple[Settings, bool] | None:
 
 def _work() -> int:
     """The background work only (the child of `amibot run`, or a process of its own)."""
-    from bot.worker import die_with_parent
+    from bot.worker import die_with_parent, lower_priority
 
     loaded = _settings(http=None)
     if loaded is None:
         return 2
     settings, _ = loaded
     die_with_parent()
+    lower_priority(settings.amibot_worker_nice)
     from bot.app import build
 
     runtime = build(settings, verify_token=False)

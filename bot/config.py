@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     amibot_lease: Duration = timedelta(seconds=30)
     amibot_notfound_grace: Duration = timedelta(minutes=5)
     amibot_workers: int = Field(default=4, ge=1, le=64)
+    amibot_worker_nice: int = Field(default=10, ge=0, le=19)
     amibot_price_per_gib_month: float = Field(default=0.05, ge=0)
     amibot_log_level: str = "INFO"
 

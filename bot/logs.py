@@ -55,3 +55,7 @@ def configure(level: str, secrets: Iterable[str], *, json_output: bool = True) -
     logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: max instances" is routine
     for noisy in ("botocore", "boto3", "urllib3", "slack_bolt", "slack_sdk", "waitress"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # waitress warns "Task queue depth is N" on every request that waits for a thread during a
+    # burst: routine (requests queue for milliseconds), and building that record on every request
+    # cost the ack path a tenth of its CPU under load.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -98,6 +98,14 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="amibot-parent-watch", daemon=True).start()
 
 
+def lower_priority(nice: int) -> None:
+    """In the child: yield the CPU to the process that acks Slack. The background work can wait a
+    few milliseconds; an ack competing with it for the machine's cores cannot."""
+    if nice and os.environ.get(PARENT_ENV):
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(nice)
+
+
 def release_freed_memory() -> None:
     """Give memory freed by Python back to the OS (glibc keeps it in its arenas otherwise)."""
     if sys.platform.startswith("linux"):

@@ -33,3 +33,17 @@ def test_configure_writes_json_lines_without_secrets() -> None:
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+
+
+def test_waitress_queue_depth_warnings_are_not_made() -> None:
+    root = logging.getLogger()
+    queue = logging.getLogger("waitress.queue")
+    saved = root.handlers[:], root.level, queue.level
+    try:
+        configure("DEBUG", [])
+        assert not queue.isEnabledFor(logging.WARNING)  # no record is even built
+        assert queue.isEnabledFor(logging.ERROR)
+        assert logging.getLogger("waitress").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        queue.setLevel(saved[2])

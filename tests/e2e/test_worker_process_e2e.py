@@ -66,3 +66,17 @@ def test_the_worker_dies_with_its_parent(start_bot: Callable[..., BotProcess]) -
     worker = worker_of(bot)
     bot.kill()  # kill -9: the parent cannot stop its child itself
     wait_until(lambda: not alive(worker), timeout=10, what="the orphaned worker to die")
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.parametrize(("setting", "lower_by"), [(None, 10), ("3", 3), ("0", 0)])
+def test_the_worker_yields_the_cpu_to_the_acks(
+    start_bot: Callable[..., BotProcess], setting: str | None, lower_by: int
+) -> None:
+    bot = start_bot(**({"AMIBOT_WORKER_NICE": setting} if setting is not None else {}))
+    worker = worker_of(bot)
+    expected = min(19, niceness(bot.pid) + lower_by)
+    wait_until(lambda: niceness(worker) == expected, what=f"the worker at niceness {expected}")
