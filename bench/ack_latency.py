@@ -249,7 +249,7 @@ def profile(py_spy: str, p: Peers, bot: Process, instance: str, count: int, clie
         "--gil",
         "--threads",
         "-r",
-        "100",
+        "1000",
         "-f",
         "raw",
         "-o",
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> bool:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--status-requests", type=int, default=40, help="per level of the status scaling")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy binary (default: on PATH)")
-    parser.add_argument("--profile-requests", type=int, default=600)
+    parser.add_argument("--profile-requests", type=int, default=2000)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--worker-nice", help="AMIBOT_WORKER_NICE for the bot (default: the bot's default)")
     args = parser.parse_args(argv)
@@ -495,8 +495,8 @@ def profile_text(condition: str, prof: dict[str, Any]) -> list[str]:
         [[f"`{f}`", f"{100 * n / ack:.0f} %"] for f, n in prof["frames"].most_common(12)],
     )
     return [
-        f"Profile, {condition}: `py-spy record --gil` during one more {prof['count']}-request run at the "
-        "same "
+        f"Profile, {condition}: `py-spy record --gil -r 1000` during one more {prof['count']}-request "
+        "run at the same "
         f"concurrency (p99 {prof['p99']:.0f} ms, {prof['active']} jobs in flight at its end) — which "
         "threads held the interpreter lock, and where the ack path held it:",
         "",

@@ -224,7 +224,8 @@ def report(
                   bot's RSS was sampled; ~{poll_s:.1f} s per poll, most of it moto serializing the answers
                   in this process. The bot spent {poll_cpu:.2f} s of CPU per poll (reading the 10,000 jobs
                   from Redis, parsing the DescribeImages answers; with the default 15 s interval that is
-                  {100 * poll_cpu / 15:.0f} % of a core, in the process that also acks).
+                  {100 * poll_cpu / 15:.0f} % of a core, in the background child, at a lower CPU priority
+                  than the acks).
                 """
             ),
         ]
