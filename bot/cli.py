@@ -1,4 +1,5 @@
-"""`amibot run [--http] [--port N]`, `amibot work` and `amibot demo [--script FILE]`."""
+"""`amibot run [--http] [--port N]`, `amibot work` and `amibot demo [--script FILE] [--prune-schedule
+CRON]`."""
 
 from __future__ import annotations
 
@@ -45,11 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("work", help="only the background work (AWS calls, tracking, notices); `run` starts it")
     demo = sub.add_parser("demo", help="the whole bot on this machine: Slack, AWS and Redis emulated")
     demo.add_argument("--script", help="play a file of /ami lines and clicks; exit non-zero if a step fails")
+    demo.add_argument(
+        "--prune-schedule",
+        metavar="CRON",
+        help='turn the prune schedule on, e.g. "0 3 * * *" (its Keep notice is posted 3 days ahead)',
+    )
     args = parser.parse_args(argv)
     if args.cmd == "demo":
         from bot.demo.main import run_demo
 
-        return run_demo(args.script)
+        return run_demo(args.script, prune_schedule=args.prune_schedule)
     if args.cmd == "work":
         return _work()
     return _run(

@@ -83,6 +83,30 @@ def test_the_tour_script_lists_describes_copies_prunes_and_shows_the_home_tab() 
     assert "✓ tour.txt: all" in text
 
 
+def test_the_prune_script_keeps_one_image_then_prunes_the_rest_after_approval() -> None:
+    out = io.StringIO()
+    assert run_demo("prune", stdout=out, available_after=0.5) == 0, out.getvalue()
+    text = out.getvalue()
+    _, _, rest = text.partition("would deregister these 3 AMIs")
+    assert rest and "[1 Keep]" in rest and "[3 Keep]" in rest  # the schedule's notice, at start
+    assert "is protected: tag `amibot:keep` set" in rest
+    assert "Prune plan (dry run, nothing will be deleted)" in rest
+    assert "Approved* by @bob" in rest and "2 AMIs deregistered" in rest
+    assert "✓ prune.txt: all" in text
+
+
+def test_the_prune_schedule_is_off_unless_asked_for() -> None:
+    done = amibot("demo", stdin="/ami prune schedule\n")
+    assert done.returncode == 0, done.stderr
+    assert "Scheduled prune is *off*" in done.stdout, done.stdout
+    assert "would deregister these" not in done.stdout
+    asked = amibot("demo", "--prune-schedule", "0 3 * * *", stdin="/ami prune schedule\nwait 5\n")
+    assert asked.returncode == 0, asked.stderr
+    assert "`0 3 * * *` (UTC)" in asked.stdout and "would deregister these" in asked.stdout
+    bad = amibot("demo", "--prune-schedule", "every day")
+    assert bad.returncode == 2 and "expected a 5-field cron string" in bad.stderr, bad.stderr
+
+
 def test_home_sends_a_signed_app_home_opened_event_and_shows_the_published_view(
     demo: tuple[Any, io.StringIO],
 ) -> None:

@@ -4,7 +4,11 @@
     amibot demo --script FILE        play a script; exit 0 when every step passed, else 1
     amibot demo --script example     the bundled example (bot/demo/scripts/create.txt); the
                                      bundled scripts by name: create (= example), deregister,
-                                     tour (list, describe, copy, prune --dry-run, the Home tab)
+                                     tour (list, describe, copy, prune --dry-run, the Home tab),
+                                     prune (the schedule's Keep notice, Keep, a dry run, a plan
+                                     approved by a second person)
+    amibot demo --prune-schedule CRON   with the prune schedule on (default off); its Keep
+                                     notice is posted at start (due 3 days ahead of a run)
 
 The bot is the production bot built by `bot.app.build`: the same handlers, services, worker,
 tracker and outbox. Only its peers are emulated: Redis is fakeredis, AWS is moto (seeded with

@@ -29,11 +29,16 @@ BUNDLED = {
     "create": "create.txt",
     "deregister": "deregister.txt",
     "tour": "tour.txt",
+    "prune": "prune.txt",
 }
+# The prune script needs the schedule on (every day at 03:00 UTC): its Keep notice, due 3 days
+# (AMIBOT_PRUNE_NOTICE) ahead of the next run, then goes out as the demo starts.
+DAILY_PRUNE = "0 3 * * *"
+SCRIPT_PRUNE_SCHEDULE = {"prune.txt": DAILY_PRUNE}
 _NOISY = ("botocore", "boto3", "urllib3", "apscheduler", "slack_bolt", "slack_sdk", "waitress", "moto")
 
 
-def demo_settings(slack_api_url: str, signing_secret: str) -> Any:
+def demo_settings(slack_api_url: str, signing_secret: str, prune_schedule: str | None = None) -> Any:
     """Every setting explicit, so nothing from the user's environment or files takes part."""
     from bot.config import Settings, load_settings
 
@@ -59,7 +64,7 @@ def demo_settings(slack_api_url: str, signing_secret: str) -> Any:
         "amibot_retention_days": 30,
         "amibot_keep_last": 3,
         "amibot_protect_tag": "amibot:keep",
-        "amibot_prune_schedule": None,
+        "amibot_prune_schedule": prune_schedule,
         "amibot_prune_notice": "3d",
         "amibot_allow_self_approval": False,
         "amibot_team_id": TEAM_ID,
@@ -98,10 +103,18 @@ def quiet_logs(secret_values: Sequence[str]) -> Iterator[None]:
 class Demo:
     """The emulated world and the bot in it: `start()` builds it, `stop()` tears it all down."""
 
-    def __init__(self, console: Console, *, available_after: float, expect_timeout: float) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        available_after: float,
+        expect_timeout: float,
+        prune_schedule: str | None = None,
+    ) -> None:
         self.console = console
         self.available_after = available_after
         self.expect_timeout = expect_timeout
+        self.prune_schedule = prune_schedule
         self._stack = ExitStack()
 
     def start(self) -> Any:
@@ -127,7 +140,7 @@ class Demo:
             fake = start_fake()
             stack.callback(fake.stop)
             runtime = build(
-                demo_settings(fake.api_url, secret),
+                demo_settings(fake.api_url, secret, self.prune_schedule),
                 redis_client=fakeredis.FakeRedis(decode_responses=True),
                 verify_token=True,
             )
@@ -159,7 +172,7 @@ class Demo:
 
 
 def load_script(ref: str) -> tuple[str, list[str]]:
-    """A script file, or a bundled one by name (`example`, `create`, `deregister`, `tour`).
+    """A script file, or a bundled one by name (`example`, `create`, `deregister`, `tour`, `prune`).
     Raises OSError."""
     path = Path(ref)
     if not path.exists() and ref in BUNDLED:
@@ -265,8 +278,10 @@ def run_demo(
     stdout: TextIO | None = None,
     available_after: float = AVAILABLE_AFTER,
     expect_timeout: float = EXPECT_TIMEOUT,
+    prune_schedule: str | None = None,
 ) -> int:
-    """`amibot demo`: interactive, or play `script` (a path, or `example`). Returns the exit code."""
+    """`amibot demo`: interactive, or play `script` (a path, or `example`). Returns the exit code.
+    `prune_schedule`: AMIBOT_PRUNE_SCHEDULE for the demo (default off; on for the prune script)."""
     out = stdout or sys.stdout
     lines: list[str] | None = None
     name = ""
@@ -277,8 +292,11 @@ def run_demo(
             print(f"amibot demo: cannot read the script {script!r}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     console = Console(out)
+    schedule = prune_schedule or SCRIPT_PRUNE_SCHEDULE.get(name)
     try:
-        demo = Demo(console, available_after=available_after, expect_timeout=expect_timeout)
+        demo = Demo(
+            console, available_after=available_after, expect_timeout=expect_timeout, prune_schedule=schedule
+        )
         try:
             session = demo.start()
         except Exception as exc:
