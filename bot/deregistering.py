@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -72,11 +71,6 @@ def refusal(
             f"amibot could not resolve every launch template reference, so it cannot prove it unused: {refs}"
         )
     return None
-
-
-def approval_id_for(task_id: str) -> str:
-    """Deterministic, so a re-run check task does not ask twice."""
-    return "a-" + hashlib.sha256(task_id.encode()).hexdigest()[:6]
 
 
 class Deregistering:
@@ -148,8 +142,9 @@ class Deregistering:
             text = f"⛔ Not deregistering `{image_id}` in {region}{in_account(account)}: {why}"
             return Effects(notices=[task.answer(text)], audit=[audit])
         now = self._clock()
+        approval_id, existing = self._approvals.id_for(task.id)
         approval = Approval(
-            id=approval_id_for(task.id),
+            id=approval_id,
             kind="deregister",
             requester=task.user,
             channel=task.channel,
@@ -167,9 +162,10 @@ class Deregistering:
                 "deprecation_time": image.deprecation_time.isoformat() if image.deprecation_time else None,
                 "keep_snapshots": bool(p.get("keep_snapshots")),
                 "snapshots": [{"id": s.snapshot_id, "size_gib": s.size_gib} for s in image.snapshots],
+                "task": task.id,
             },
         )
-        if self._approvals.get(approval.id) is None:
+        if existing is None:
             channel = self._settings.approval_channel or task.channel
             audit = AuditEntry(
                 actor=task.user,

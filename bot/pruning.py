@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -259,7 +257,7 @@ class Pruning:
         if p.get("dry_run") or not lines:
             return self._dry_run(task, summary, lines, nothing=not lines)
         now = self._clock()
-        approval_id, existing = self._approval_id(task)
+        approval_id, existing = self._approvals.id_for(task.id)
         approval = existing or Approval(
             id=approval_id,
             kind="prune",
@@ -291,18 +289,6 @@ class Pruning:
             return Effects()  # the schedule's plan: the approval message itself is the news
         text = f"📨 Prune plan `{approval.id}` ({len(lines)} AMIs) posted for approval in <#{channel}>."
         return Effects(notices=[task.answer(text)])
-
-    def _approval_id(self, task: Task) -> tuple[str, Approval | None]:
-        """The approval id of this task's plan, and the approval if a previous run of the task made it.
-
-        Derived from the task id, so a retried task finds its own approval instead of posting a
-        second one; an id another request already holds is skipped."""
-        for n in itertools.count():
-            candidate = f"a-{hashlib.sha256(f'{task.id}:{n}'.encode()).hexdigest()[:6]}"
-            existing = self._approvals.get(candidate)
-            if existing is None or existing.subject.get("task") == task.id:
-                return candidate, existing
-        raise AssertionError("unreachable")
 
     def _followups(self, lines: list[str]) -> tuple[str, ...]:
         if len(lines) <= SHOWN:

@@ -24,7 +24,7 @@ from bot import store
 from bot.approvals import Approval, ApprovalState
 from bot.aws.clients import AwsClients
 from bot.aws.ec2 import Ec2
-from bot.deregistering import CHECK_TASK, Deregistering, DeregisterSettings, approval_id_for
+from bot.deregistering import CHECK_TASK, Deregistering, DeregisterSettings
 from bot.keys import Keys
 from bot.models import Job, JobState
 from bot.outbox import Outbox
@@ -246,7 +246,7 @@ def test_deregistration_protection_is_refused_with_the_reason(rig: Rig, slack: A
     text = effects.notices[0].text
     assert text.startswith(f"⛔ Not deregistering `{AMI}` in {REGION}"), text
     assert "deregistration protection is enabled on it" in text
-    assert rig.approvals.get(approval_id_for(task.id)) is None  # nobody is asked
+    assert rig.approvals.id_for(task.id)[1] is None  # nobody is asked
     assert [(a.action, a.target) for a in effects.audit] == [("deregister.refused", AMI)]
     assert "deregistration protection" in effects.audit[0].result
 
@@ -278,7 +278,7 @@ def test_a_deprecated_ami_shows_its_deprecation_time_in_the_approval_message(rig
     rig.deregistering.check(task)
 
     rig.done()
-    approval = rig.approvals.get(approval_id_for(task.id))
+    approval = rig.approvals.id_for(task.id)[1]
     assert approval is not None and approval.pending
     assert approval.subject["deprecation_time"] == "2026-03-01T00:00:00+00:00"
     deliver(rig)
@@ -287,6 +287,42 @@ def test_a_deprecated_ami_shows_its_deprecation_time_in_the_approval_message(rig
     assert "*Deprecated*\n2026-03-01 00:00" in facts, facts
     assert f"*AMI*\n`{AMI}`" in facts
     assert "*Snapshots*\n1 (8 GiB), deleted unless another AMI uses them" in facts
+
+
+def test_an_approval_id_another_request_holds_is_skipped_not_reused(rig: Rig, slack: Any) -> None:
+    """Approval ids are short (a-xxxxxx): when the one derived from this task is taken by another
+    request's approval (decided ones are kept for 30 days), the next candidate is used."""
+    task = check_task(slack.new_response_url())
+    taken, _ = rig.approvals.id_for(task.id)
+    now = time.time()
+    other = Approval(
+        id=taken,
+        kind="deregister",
+        requester="UOTHER",
+        channel="CELSEWHERE",
+        created_at=now - 86400,
+        expires_at=now,
+        subject={"image_id": "ami-0ffffffffffffffff", "task": "t-someone-else"},
+        state=ApprovalState.APPROVED,
+    )
+    rig.approvals.create(other)
+    rig.own_image(image())
+    rig.nothing_in_use()
+
+    effects = rig.deregistering.check(task)
+
+    rig.done()
+    mine, existing = rig.approvals.id_for(task.id)
+    assert mine != taken and existing is not None and existing.pending
+    assert existing.subject["image_id"] == AMI and existing.requester == "UASKER"
+    assert rig.approvals.get(taken) == other  # the other request's approval is untouched
+    assert f"Approval `{mine}` requested" in effects.notices[0].text
+    # a retry of the same task finds its own approval and asks nobody a second time
+    rig.own_image(image())
+    rig.nothing_in_use()
+    rig.deregistering.check(task)
+    rig.done()
+    assert rig.approvals.pending_count() == 1
 
 
 # --- after approval: deregistering and the snapshots -------------------------------------------

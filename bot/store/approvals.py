@@ -6,6 +6,8 @@ moment exactly one decides; the other re-reads and finds the approval already de
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,18 @@ class ApprovalStore:
     @guarded
     def create(self, approval: Approval, effects: Effects | None = None) -> None:
         self._effects.commit(self._r, effects or Effects(), also=lambda pipe: self._write(pipe, approval))
+
+    @guarded
+    def id_for(self, task_id: str) -> tuple[str, Approval | None]:
+        """The approval id for the request of task `task_id`, and the approval if a previous run of
+        that task already made it. Derived from the task id, so a retried task finds its own
+        approval instead of asking twice; an id another request holds is skipped (ids are short)."""
+        for n in itertools.count():
+            candidate = f"a-{hashlib.sha256(f'{task_id}:{n}'.encode()).hexdigest()[:6]}"
+            existing = self.get(candidate)
+            if existing is None or existing.subject.get("task") == task_id:
+                return candidate, existing
+        raise AssertionError("unreachable")
 
     @guarded
     def get(self, approval_id: str) -> Approval | None:
