@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -361,7 +361,14 @@ def build(
     crontab = settings.amibot_prune_schedule
     if crontab and prune_channel:
         schedule_prune(
-            scheduler, leases, tasks, pruning, crontab, prune_channel, settings.amibot_prune_notice
+            scheduler,
+            leases,
+            tasks,
+            pruning,
+            crontab,
+            prune_channel,
+            settings.amibot_prune_notice,
+            accounts=[None, *settings.amibot_accounts],
         )
     elif crontab:
         log.error("AMIBOT_PRUNE_SCHEDULE is set but no approval or notify channel is: scheduled prune is off")
@@ -413,23 +420,27 @@ def schedule_prune(
     crontab: str,
     channel: str,
     notice: timedelta,
+    *,
+    accounts: Sequence[str | None] = (None,),
 ) -> None:
-    """The scheduled prune and its notice, each claimed once per tick across replicas."""
+    """The scheduled prune and its notice, for the own account and every configured one (a plan
+    and a notice each), each claimed once per tick across replicas."""
     amibot = Caller(user=SCHEDULER, channel=channel)
 
     def run(fire: datetime) -> None:
-        if leases.once("prune-tick", fire.isoformat(), ttl_s=86400):
-            pruning.submit(amibot, None, None, None, None, dry_run=False)
+        for account in accounts:
+            if leases.once("prune-tick", f"{fire.isoformat()}|{account or ''}", ttl_s=86400):
+                pruning.submit(amibot, account, None, None, None, dry_run=False)
 
     def warn() -> None:
         now = datetime.now(UTC)
         nxt = next_run(crontab, now)
-        if (
-            nxt is not None
-            and nxt - notice <= now
-            and leases.once("prune-notice", nxt.isoformat(), notice.total_seconds() + 86400)
-        ):
-            tasks.submit(NOTICE_TASK, amibot, {"run_at": nxt.isoformat(), "account": None})
+        if nxt is None or now < nxt - notice:
+            return
+        for account in accounts:
+            claim = f"{nxt.isoformat()}|{account or ''}"
+            if leases.once("prune-notice", claim, notice.total_seconds() + 86400):
+                tasks.submit(NOTICE_TASK, amibot, {"run_at": nxt.isoformat(), "account": account})
 
     scheduler.cron("prune", crontab, run)
     scheduler.every("prune-notice", min(3600.0, max(0.2, notice.total_seconds() / 4)), warn)

@@ -94,7 +94,7 @@ class Keeping:
         notice = OutboxItem(
             id=f"task:{task.id}:prune-notice@{task.channel}",
             kind=Delivery.POST,
-            text=f"The scheduled prune would deregister {len(upcoming)} AMIs",
+            text=f"The scheduled prune would deregister {len(upcoming)} AMIs{in_account(account)}",
             blocks=blocks,
             channel=task.channel,
             followups=tuple("\n".join(rest[i : i + 40]) for i in range(0, len(rest), 40)),

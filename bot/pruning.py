@@ -154,7 +154,8 @@ def prune_summary(approval: Approval) -> tuple[str, list[dict[str, Any]]]:
     more = f"\n… and {len(lines) - SHOWN} more (full list in the thread)" if len(lines) > SHOWN else ""
     who = f"<@{approval.requester}>" if is_person(approval.requester) else "the prune schedule"
     head = f"🧹 {who} asks to prune AMIs"
-    return f"{head}: {len(lines)} to deregister", [bk.section(f"{head}\n{text}"), bk.section(shown + more)]
+    fallback = f"{head}: {len(lines)} to deregister{in_account(s.get('account'))}"
+    return fallback, [bk.section(f"{head}\n{text}"), bk.section(shown + more)]
 
 
 class Pruning:

@@ -248,3 +248,38 @@ def test_a_role_that_cannot_be_assumed_is_one_readable_line() -> None:
         raised.value.message
         == "amibot's AWS role is not allowed to assume the role of account prod in sts (AccessDenied)"
     )
+
+
+def test_the_prune_schedule_plans_and_warns_for_every_account(bot: Any, slack: Any, moto: Any) -> None:
+    """The schedule covers the own account and each configured one: a plan (and a Keep notice)
+    per account, in the account, naming it."""
+    ec2 = client_in(moto, PROD, "ec2", "eu-west-1")
+    old = ec2.create_image(InstanceId=prod_instance(moto), Name="prod-web-2026-01-01-0930")["ImageId"]
+    created = datetime.now(UTC) - timedelta(days=200)
+    moto.backend("eu-west-1", PROD).amis[old].creation_date = created.replace(tzinfo=None)
+    schedule = {"amibot_prune_schedule": "0 6 * * 1", "amibot_prune_notice": "8d", "amibot_keep_last": 0}
+    runtime = bot(**ACCOUNTS, **schedule, amibot_approval_channel="COPS")
+
+    notice = slack.wait_for(
+        lambda s: [p for p in s.posts("COPS") if "would deregister" in p.params["text"]],
+        timeout=20,
+        what="the Keep notice",
+    )
+    assert len(notice) == 1 and "account prod" in notice[0].params["text"]  # only prod has one due
+    assert old in str(notice[0].params["blocks"])
+
+    runtime.scheduler.wake("prune")
+
+    def requested() -> list[str] | None:
+        found = [e["account"] for e in runtime.audit.last(50) if e["action"] == "prune.requested"]
+        return found if len(found) == 3 else None
+
+    accounts = wait_until(requested, timeout=20, what="a plan requested for each account")
+    assert sorted(accounts) == ["", "prod", "stage"]
+    plan = slack.wait_for(
+        lambda s: [p for p in s.posts("COPS") if "asks to prune AMIs" in p.params["text"]],
+        timeout=20,
+        what="the prod plan for approval",
+    )
+    assert len(plan) == 1 and "account prod" in plan[0].params["text"]  # the others have nothing to prune
+    assert old in str(plan[0].params["blocks"])
