@@ -387,3 +387,27 @@ def test_kill_9_during_the_deregistration_job_then_it_finishes_once(
     thread = [p for p in slack.posts("COPS") if p.params.get("thread_ts") == message.response["ts"]]
     assert len(thread) == 1
     assert audit_actions(bot, slack).count("deregister.executed") == 1
+
+
+def test_an_ami_in_use_is_refused_over_http_for_each_kind_of_reference(
+    start_bot: Callable[..., BotProcess], slack: Any, moto: MotoServer
+) -> None:
+    """Every kind of use (a stopped instance, an old launch template version, a launch
+    configuration, an auto scaling group by template or by launch configuration) and the protect
+    tag: refused before anyone is asked, with the reason, through the real process."""
+    from tests.test_deregister_refusals import REASONS, new_image
+
+    bot = start_bot(**ROLES)
+    for n, (reason, set_up) in enumerate(REASONS.items()):
+        image_id, snapshot = new_image(moto, f"web-golden-2026-01-{n + 10}")
+        expected = set_up(moto, image_id)
+        url = slack.new_response_url()
+        resp = bot.command(f"deregister {image_id}", url, person("UASKER", "CGENERAL"))
+        assert resp.status == 200 and resp.seconds < 3 and "Checking" in ack_text(resp), (reason, resp)
+        text = said(slack, url, f"the refusal ({reason})")
+        assert text.startswith(f"⛔ Not deregistering `{image_id}` in {REGION}"), (reason, text)
+        assert expected in text, (reason, expected, text)
+        assert image_exists(moto, image_id) and snapshots_left(moto, [snapshot]) == [snapshot], reason
+    assert slack.posts("COPS") == []  # nobody was asked
+    refused = [a for a in audit_actions(bot, slack) if a == "deregister.refused"]
+    assert len(refused) == len(REASONS)
