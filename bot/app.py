@@ -284,7 +284,7 @@ def build(
     auditing = Auditing(audit)
     listing = Listing(tasks, ec2, clock=clock)
     describing = Describing(tasks, ec2, settings.amibot_protect_tag, clock=clock)
-    create_form = CreateForm(grammar, creating, ec2, outbox_store)
+    create_form = CreateForm(grammar, creating, ec2, outbox_store, clock=clock)
     routes: dict[type, Route] = {
         Create: creating.request,
         Copy: copying.request,

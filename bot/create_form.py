@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from bot import blocks as bk
 from bot.aws.ec2 import Ec2, InstanceSummary
 from bot.commands import CreateModal, FieldErrors, GrammarContext, create_from_form
 from bot.context import Caller, Reply
-from bot.creating import Creating
+from bot.creating import Creating, default_name
 from bot.ids import CallbackId, OptionsId, new_token
 from bot.messages import Delivery, OutboxItem
 from bot.notices import in_account
@@ -88,12 +89,13 @@ class FormInput:
     """The fields of a submitted form, as Slack sent them."""
 
     metadata: str
-    instance: str | None  # the picked option's value: "<instance id>@<region>"
+    instance: str | None  # the picked option's value: "<instance id>@<region>[@<Name tag>]"
     region: str | None
     name: str | None
     description: str | None
     reboot: bool
     tags: str | None
+    name_block: str = NAME  # where the name field is (its errors are shown there)
 
 
 def _plain(text: str) -> dict[str, Any]:
@@ -104,27 +106,50 @@ def _option(text: str, value: str) -> dict[str, Any]:
     return {"text": _plain(text), "value": value}
 
 
-def option_value(instance_id: str, region: str) -> str:
-    return f"{instance_id}@{region}"
+OPTION_VALUE_MAX = 150  # Slack's limit on an option's value
+
+
+def option_value(instance_id: str, region: str, name: str = "") -> str:
+    """`<instance id>@<region>[@<Name tag>]`: the Name tag lets the form prefill the default AMI
+    name when the instance is picked, without another AWS call."""
+    value = f"{instance_id}@{region}"
+    return f"{value}@{name}"[:OPTION_VALUE_MAX] if name else value
 
 
 def split_option(value: str | None) -> tuple[str | None, str | None]:
     """(instance id, the region it was listed in) of a picked option."""
     if not value:
         return None, None
-    instance_id, _, region = value.partition("@")
+    instance_id, _, rest = value.partition("@")
+    region = rest.partition("@")[0]
     return instance_id or None, region or None
+
+
+def picked_name(value: str | None) -> str | None:
+    """The Name tag (else the instance id) a picked option carries; None for no instance."""
+    instance_id, _ = split_option(value)
+    if instance_id is None:
+        return None
+    parts = (value or "").split("@", 2)
+    return parts[2] if len(parts) == 3 and parts[2] else instance_id
 
 
 def instance_option(instance: InstanceSummary, region: str) -> dict[str, Any]:
     label = f"{instance.name} ({instance.instance_id})" if instance.name else instance.instance_id
     details = " · ".join(x for x in (instance.state, instance.instance_type) if x)
     text = f"{label} · {details}" if details else label
-    return _option(text if len(text) <= 75 else text[:74] + "…", option_value(instance.instance_id, region))
+    value = option_value(instance.instance_id, region, instance.name or "")
+    return _option(text if len(text) <= 75 else text[:74] + "…", value)
 
 
 def _input(
-    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str = ""
+    block_id: str,
+    label: str,
+    element: dict[str, Any],
+    *,
+    optional: bool = False,
+    hint: str = "",
+    dispatch: bool = False,
 ) -> Any:
     block: dict[str, Any] = {
         "type": "input",
@@ -133,9 +158,56 @@ def _input(
         "element": element,
         "optional": optional,
     }
+    if dispatch:
+        block["dispatch_action"] = True
     if hint:
         block["hint"] = {"type": "plain_text", "text": hint}
     return block
+
+
+def name_block(initial: str | None = None, block_id: str = NAME) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": NAME,
+        "max_length": 128,
+        "placeholder": _plain("default: <Name tag or id>-<UTC yyyy-mm-dd-HHMM>"),
+    }
+    if initial:
+        element["initial_value"] = initial
+    block: dict[str, Any] = _input(block_id, "AMI name", element, optional=True)
+    return block
+
+
+def is_name_block(block_id: object) -> bool:
+    """The name's block id is `name`, or `name:<instance>` once prefilled (a new block id, since
+    Slack keeps what an input holds by block id and would not show a new initial value)."""
+    return isinstance(block_id, str) and (block_id == NAME or block_id.startswith(NAME + ":"))
+
+
+VIEW_FIELDS = ("type", "callback_id", "private_metadata", "title", "submit", "close", "blocks")
+
+
+def prefilled(view: dict[str, Any], picked: str | None, now: float) -> dict[str, Any] | None:
+    """The form again with the AMI name set to the default for the picked instance (for
+    views.update), or None: nothing picked, or the person has typed a name of their own (pure)."""
+    base = picked_name(picked)
+    blocks = view.get("blocks")
+    if base is None or not isinstance(blocks, list):
+        return None
+    current = next((b for b in blocks if isinstance(b, dict) and is_name_block(b.get("block_id"))), None)
+    if current is None:
+        return None
+    shown = (current.get("element") or {}).get("initial_value") or None
+    typed = _state_value(view, str(current["block_id"]), NAME).get("value") or None
+    if typed is not None and typed != shown:
+        return None  # the person's own name stays
+    instance_id, _ = split_option(picked)
+    new = name_block(default_name(base, now), f"{NAME}:{instance_id}")
+    if new["block_id"] == current["block_id"]:
+        return None  # the same instance again: already shown
+    update = {k: view[k] for k in VIEW_FIELDS if k in view}
+    update["blocks"] = [new if b is current else b for b in blocks]
+    return update
 
 
 def create_modal(
@@ -172,18 +244,9 @@ def create_modal(
                 "placeholder": _plain("Search by Name tag or instance id"),
             },
             hint="Non-terminated instances in the region above.",
+            dispatch=True,  # picking one prefills the AMI name
         ),
-        _input(
-            NAME,
-            "AMI name",
-            {
-                "type": "plain_text_input",
-                "action_id": NAME,
-                "max_length": 128,
-                "placeholder": _plain("default: <Name tag or id>-<UTC yyyy-mm-dd-HHMM>"),
-            },
-            optional=True,
-        ),
+        name_block(),
         _input(
             DESCRIPTION,
             "Description",
@@ -244,14 +307,18 @@ def _text_value(view: dict[str, Any], block_id: str) -> str | None:
 def read_form(view: dict[str, Any]) -> FormInput:
     """The fields of a submitted create form (anything missing or malformed reads as empty)."""
     reboot = _state_value(view, REBOOT, REBOOT).get("selected_options") or []
+    values = (view.get("state") or {}).get("values") or {}
+    where = next((b for b in values if is_name_block(b)), NAME) if isinstance(values, dict) else NAME
+    name = _state_value(view, where, NAME).get("value")
     return FormInput(
         metadata=str(view.get("private_metadata") or ""),
         instance=_selected(view, INSTANCE, OptionsId.CREATE_INSTANCE),
         region=_selected(view, REGION, REGION),
-        name=_text_value(view, NAME),
+        name=str(name) if name else None,
         description=_text_value(view, DESCRIPTION),
         reboot=bool(reboot),
         tags=_text_value(view, TAGS),
+        name_block=where,
     )
 
 
@@ -273,7 +340,9 @@ class CreateForm:
         outbox: OutboxStore,
         *,
         options_deadline: float = OPTIONS_DEADLINE_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._grammar = grammar
         self._creating = creating
         self._ec2 = ec2
@@ -298,6 +367,10 @@ class CreateForm:
             metadata=metadata,
         )
         return Reply("", extra={OPEN_VIEW: view})
+
+    def prefill(self, view: dict[str, Any], picked: str | None) -> dict[str, Any] | None:
+        """The form with the default AMI name of the picked instance, or None (see `prefilled`)."""
+        return prefilled(view, picked, self._clock())
 
     # the picker: the one AWS call made before answering Slack --------------------------------------
 
@@ -340,7 +413,8 @@ class CreateForm:
                 tags=form.tags,
             )
         except FieldErrors as exc:
-            return {_FIELD_BLOCKS.get(key, INSTANCE): text for key, text in exc.errors.items()}
+            blocks = {**_FIELD_BLOCKS, "name": form.name_block}
+            return {blocks.get(key, INSTANCE): text for key, text in exc.errors.items()}
         if listed_in and listed_in != cmd.region:
             return {
                 INSTANCE: f"{instance_id} is in {listed_in}, not {cmd.region}: pick the instance again "

@@ -54,35 +54,51 @@ def with_values(view: dict[str, Any], values: dict[str, dict[str, Any]]) -> dict
     return {**view, "state": {"values": values}}
 
 
-def suggestion_body(view: dict[str, Any], action_id: str, value: str, *, user: str = "UASKER") -> str:
+def from_view(kind: str, view: dict[str, Any], user: str, **fields: Any) -> str:
+    """A payload Slack sends about a modal (`kind`: block_suggestion, block_actions, view_submission)."""
     return payload_body(
         {
-            "type": "block_suggestion",
-            "user": {"id": user, "team_id": "T0001"},
+            "type": kind,
             "team": {"id": "T0001", "domain": "example"},
+            "user": {"id": user, "team_id": "T0001"},
             "api_app_id": "A0001",
             "token": "legacy-verification-token",
-            "container": {"type": "view", "view_id": view.get("id", "V1")},
-            "action_id": action_id,
-            "block_id": "instance",
-            "value": value,
             "view": view,
+            **fields,
         }
     )
+
+
+def suggestion_body(view: dict[str, Any], action_id: str, value: str, *, user: str = "UASKER") -> str:
+    container = {"type": "view", "view_id": view.get("id", "V1")}
+    return from_view(
+        "block_suggestion",
+        view,
+        user,
+        container=container,
+        action_id=action_id,
+        block_id="instance",
+        value=value,
+    )
+
+
+def view_action_body(
+    view: dict[str, Any], action_id: str, selected: str, *, block_id: str, user: str = "UASKER"
+) -> str:
+    """An element of a modal with dispatch_action (here an external select) was changed."""
+    action = {
+        "type": "external_select",
+        "action_id": action_id,
+        "block_id": block_id,
+        "selected_option": {"text": {"type": "plain_text", "text": selected}, "value": selected},
+        "action_ts": "1700000000.000200",
+    }
+    container = {"type": "view", "view_id": view.get("id", "V1")}
+    return from_view("block_actions", view, user, container=container, trigger_id="8.8.8", actions=[action])
 
 
 def submission_body(view: dict[str, Any], *, user: str = "UASKER") -> str:
-    return payload_body(
-        {
-            "type": "view_submission",
-            "team": {"id": "T0001", "domain": "example"},
-            "user": {"id": user, "team_id": "T0001"},
-            "api_app_id": "A0001",
-            "token": "legacy-verification-token",
-            "trigger_id": "9.9.9",
-            "view": view,
-        }
-    )
+    return from_view("view_submission", view, user, trigger_id="9.9.9")
 
 
 def home_opened_body(user: str, tab: str = "home") -> str:

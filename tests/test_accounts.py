@@ -149,7 +149,7 @@ def test_the_create_form_of_an_account_offers_its_regions_and_instances(
 
     state = {"region": {"region": {"type": "static_select", "selected_option": {"value": "eu-west-1"}}}}
     answer = post(runtime, suggestion_body(with_values(view, state), "ami_create_instance", "api"))
-    assert [o["value"] for o in json.loads(answer.body)["options"]] == [f"{instance}@eu-west-1"]
+    assert [o["value"] for o in json.loads(answer.body)["options"]] == [f"{instance}@eu-west-1@prod-api"]
 
     forged = {
         "region": {"region": {"type": "static_select", "selected_option": {"value": "us-east-1"}}},

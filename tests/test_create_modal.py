@@ -4,6 +4,7 @@ handlers (signed requests), real Redis, moto and the fake Slack."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.interactions import (
     post,
     submission_body,
     suggestion_body,
+    view_action_body,
     with_values,
 )
 from tests.peers import free_port, wait_until
@@ -98,18 +100,19 @@ def test_options_offer_matching_instances_of_the_chosen_region(bot: Any, slack: 
     ec2.terminate_instances(InstanceIds=[old])
     view, _ = open_form(runtime, slack)
 
+    web_value, db_value = f"{web}@us-east-1@Web-Server", f"{db}@us-east-1@db-primary"  # id@region@Name
     everything = options(runtime, picked(view, "us-east-1"), "")
-    assert {o["value"] for o in everything} == {f"{web}@us-east-1", f"{db}@us-east-1"}  # not terminated
+    assert {o["value"] for o in everything} == {web_value, db_value}  # not terminated
     found = options(runtime, picked(view, "us-east-1"), "web")  # the Name tag, any case
-    assert [o["value"] for o in found] == [f"{web}@us-east-1"]
+    assert [o["value"] for o in found] == [web_value]
     assert found[0]["text"]["text"].startswith(f"Web-Server ({web}) · running")
-    assert [o["value"] for o in options(runtime, picked(view, "us-east-1"), db)] == [f"{db}@us-east-1"]
+    assert [o["value"] for o in options(runtime, picked(view, "us-east-1"), db)] == [db_value]
     by_prefix = [o["value"] for o in options(runtime, picked(view, "us-east-1"), db[:6])]
-    assert f"{db}@us-east-1" in by_prefix and all(v.startswith(db[:6]) for v in by_prefix)
+    assert db_value in by_prefix and all(v.startswith(db[:6]) for v in by_prefix)
     assert options(runtime, picked(view, "eu-west-1"), "web") == []  # another region: its own instances
     assert options(runtime, picked(view, "sa-east-1"), "web") == []  # not an allowed region
     # no region in the state: the form's default region
-    assert [o["value"] for o in options(runtime, with_values(view, {}), "db")] == [f"{db}@us-east-1"]
+    assert [o["value"] for o in options(runtime, with_values(view, {}), "db")] == [db_value]
 
 
 def test_options_answer_an_empty_list_when_aws_fails(
@@ -191,6 +194,87 @@ def test_a_valid_form_starts_the_same_create_job(bot: Any, slack: Any, moto: Any
     assert tags == {"team": "web", "env": "prod", "amibot:requested-by": "UFORM", "amibot:job": job_id}
     notice = slack.wait_for(lambda s: s.posts("COPS"), what="the ready notice", timeout=10)
     assert images[0]["ImageId"] in notice[0].params["text"]
+
+
+STAMP = r"\d{4}-\d\d-\d\d-\d{4}"
+
+
+def name_field(view: dict[str, Any]) -> dict[str, Any]:
+    (block,) = [b for b in view["blocks"] if str(b.get("block_id", "")).startswith("name")]
+    return dict(block)
+
+
+def test_picking_an_instance_prefills_its_default_name_and_the_form_submits_it(
+    bot: Any, slack: Any, moto: Any
+) -> None:
+    runtime = bot()
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web-1"}]}]
+    run = moto.client("ec2").run_instances(
+        ImageId="ami-12345678", MinCount=1, MaxCount=1, TagSpecifications=tags
+    )
+    instance = run["Instances"][0]["InstanceId"]
+    view, url = open_form(runtime, slack)
+    assert view["blocks"][2]["dispatch_action"] is True  # the picker tells amibot what was picked
+    (option,) = options(runtime, picked(view, "us-east-1"), "web")
+    assert option["value"] == f"{instance}@us-east-1@web-1"  # the Name tag rides along: no AWS call
+
+    calls = aws_calls(runtime)
+    state = picked(view, "us-east-1", instance=option["value"])
+    response = post(runtime, view_action_body(state, PICKER, option["value"], block_id="instance"))
+    assert response.status == 200
+    updated = slack.wait_for(
+        lambda s: [v for v in s.opened_views() if name_field(v).get("block_id") != "name"],
+        what="views.update",
+    )[0]
+    field = name_field(updated)
+    assert field["block_id"] == f"name:{instance}"  # a new block id, so Slack shows the value
+    assert re.fullmatch(f"web-1-{STAMP}", field["element"]["initial_value"]), field
+    assert [b["block_id"] for b in updated["blocks"][1:]] == [
+        "region",
+        "instance",
+        field["block_id"],
+        *[b["block_id"] for b in view["blocks"][4:]],
+    ]
+    assert aws_calls(runtime) == calls
+
+    # submitted as it stands: the prefilled name is the image's name
+    form = with_values(
+        updated,
+        {
+            "region": {"region": {"type": "static_select", "selected_option": {"value": "us-east-1"}}},
+            "instance": {PICKER: {"type": "external_select", "selected_option": {"value": option["value"]}}},
+            field["block_id"]: {
+                "name": {"type": "plain_text_input", "value": field["element"]["initial_value"]}
+            },
+        },
+    )
+    assert post(runtime, submission_body(form)).body == ""
+    accepted = answer_to(slack, url, "creating an image of", what="the job's acceptance")
+    job = runtime.jobs.get(accepted.split("`")[1])
+    assert job.params["name"] == field["element"]["initial_value"]
+
+    # an error on the renamed field is shown on it
+    bad = with_values(
+        updated,
+        {
+            "region": {"region": {"type": "static_select", "selected_option": {"value": "us-east-1"}}},
+            "instance": {PICKER: {"type": "external_select", "selected_option": {"value": option["value"]}}},
+            field["block_id"]: {"name": {"type": "plain_text_input", "value": "ab"}},
+        },
+    )
+    assert list(json.loads(post(runtime, submission_body(bad)).body)["errors"]) == [field["block_id"]]
+
+
+def test_a_name_the_person_typed_is_not_replaced_when_they_pick_an_instance(
+    bot: Any, slack: Any, moto: Any, instance: str
+) -> None:
+    runtime = bot()
+    view, _ = open_form(runtime, slack)
+    state = picked(view, "us-east-1", instance=f"{instance}@us-east-1@web", name="my own name")
+    post(runtime, view_action_body(state, PICKER, f"{instance}@us-east-1@web", block_id="instance"))
+    time.sleep(0.3)
+    assert slack.calls("views.update") == []
+    assert name_field(slack.opened_views()[-1])["block_id"] == "name"
 
 
 def test_a_form_slack_will_not_open_gets_a_readable_answer(bot: Any, slack: Any, moto: Any) -> None:
