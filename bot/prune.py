@@ -65,7 +65,6 @@ __all__ = [
     "format_duration",
     "plan",
     "reason_kind",
-    "upcoming",
 ]
 
 DEFAULT_FAMILY_TAG = "amibot:family"
@@ -258,27 +257,6 @@ def plan(images: Iterable[Image], in_use: InUse, policy: Policy, now: datetime) 
     newest = _keep_last_ids(unique, families, policy.keep_last)
     items = [_judge(image, families[image.image_id], in_use, newest, policy, now) for image in unique]
     return Plan(items=_sorted_items(items), policy=policy, now=now)
-
-
-def upcoming(
-    images: Iterable[Image], in_use: InUse, policy: Policy, now: datetime, lead: timedelta
-) -> list[PlanItem]:
-    """Images kept now only because they are younger than the retention, that a prune at
-    `now + lead` would deregister: the candidates for a "will be pruned soon, Keep?" notice.
-
-    Assumes that until `now + lead` nothing but the clock changes: the same images, tags and
-    uses. (A new image in a family can push more out of the newest `keep_last`; those are
-    not announced because today nothing but the future image would make them prunable.)
-    The items are today's (verdict KEEP), soonest prunable first, then by image id.
-    """
-    unique = _unique(images)
-    later = {item.image.image_id for item in plan(unique, in_use, policy, now + lead).to_prune}
-    found = [
-        item
-        for item in plan(unique, in_use, policy, now).to_keep
-        if item.kinds == (ReasonKind.RETENTION,) and item.image.image_id in later
-    ]
-    return sorted(found, key=lambda i: (i.image.creation_date, i.image.image_id))
 
 
 def _unique(images: Iterable[Image]) -> list[Image]:

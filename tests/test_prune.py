@@ -24,7 +24,6 @@ from bot.prune import (
     format_duration,
     plan,
     reason_kind,
-    upcoming,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -442,38 +441,6 @@ def test_reason_kind_refuses_unknown_text() -> None:
         reason_kind("because")
 
 
-# --- upcoming -------------------------------------------------------------------------------
-
-
-def test_upcoming_lists_images_kept_only_for_retention_that_the_lead_makes_prunable() -> None:
-    images = [
-        *filler(3, start_age=1),
-        img("ami-soon", age=days(28)),  # prunable in 2 days
-        img("ami-edge", age=days(27)),  # prunable in exactly 3 days: included
-        img("ami-later", age=days(26)),  # prunable in 4 days
-        img("ami-soon-used", age=days(28)),
-        img("ami-soon-tagged", age=days(28), tags={"amibot:keep": "1"}),
-        img("ami-soon-pending", age=days(28), state="pending"),
-        img("ami-already", age=days(40)),  # prunable today: not a notice
-    ]
-    uses: InUse = {"ami-soon-used": (Use(UseKind.INSTANCE, "i-1", "running"),)}
-    found = upcoming(images, uses, POLICY, NOW, days(3))
-    assert [i.image.image_id for i in found] == ["ami-soon", "ami-edge"]
-    assert all(i.verdict is Verdict.KEEP and i.reasons == ("younger than 30d",) for i in found)
-
-
-def test_upcoming_ignores_images_the_keep_last_rule_also_keeps() -> None:
-    images = [img("ami-a", age=days(28)), img("ami-b", age=days(29))]
-    assert upcoming(images, {}, Policy(days(30), 1), NOW, days(3)) == [
-        item_of(plan(images, {}, Policy(days(30), 1), NOW), "ami-b")
-    ]
-    assert upcoming(images, {}, Policy(days(30), 2), NOW, days(3)) == []
-
-
-def test_upcoming_with_zero_lead_is_empty() -> None:
-    assert upcoming([*filler(3), img("ami-x", age=days(29))], {}, POLICY, NOW, timedelta(0)) == []
-
-
 # --- properties -----------------------------------------------------------------------------
 
 SNAPSHOT_POOL = [Snapshot(f"snap-{n}", 8 + n) for n in range(8)]
@@ -657,26 +624,6 @@ def test_property_freed_gib_and_counts(inv: Inventory) -> None:
     for kind in ReasonKind:
         if kind is not ReasonKind.PRUNABLE:
             assert counts[kind] == sum(kind in i.kinds for i in p.items)
-
-
-@PROPERTY
-@given(inventories(), st.sampled_from([timedelta(hours=1), days(3), days(10)]))
-def test_property_upcoming_is_kept_now_for_retention_only_and_pruned_after_the_lead(
-    inv: Inventory, lead: timedelta
-) -> None:
-    images, in_use, policy = inv
-    now_plan = plan(images, in_use, policy, NOW)
-    later_prune = {i.image.image_id for i in plan(images, in_use, policy, NOW + lead).to_prune}
-    found = upcoming(images, in_use, policy, NOW, lead)
-    expected = {
-        i.image.image_id
-        for i in now_plan.to_keep
-        if i.kinds == (ReasonKind.RETENTION,) and i.image.image_id in later_prune
-    }
-    assert {i.image.image_id for i in found} == expected
-    assert all(i in now_plan.items for i in found)
-    dates = [i.image.creation_date for i in found]
-    assert dates == sorted(dates)
 
 
 # --- performance ----------------------------------------------------------------------------
