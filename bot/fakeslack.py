@@ -1016,11 +1016,6 @@ class FakeSlack:
         thread.join()
         server.wait_idle(timeout=5.0)
 
-    def restart(self) -> None:
-        """Go away and come back on the same port, keeping messages and views."""
-        self.stop()
-        self.start()
-
     def down(self, *, close: bool = False) -> None:
         """Fail every request until `up()`: HTTP 503, or with `close` drop the connection unanswered."""
         self._down = "close" if close else "unavailable"

@@ -163,7 +163,6 @@ class SocketConnection:
     ) -> None:
         self.id = number
         self.ticket = ticket
-        self.opened_at = time.time()
         self.pings = 0  # pings the client sent (each answered with a pong)
         self.close_code: int | None = None  # from the client's close frame, if it sent one
         self._sock = sock
