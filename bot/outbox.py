@@ -130,7 +130,7 @@ class Outbox:
             if token is None:
                 continue  # another replica is delivering to this destination
             try:
-                delivered += self._drain_dest(dest, max_items_per_dest)
+                delivered += self._drain_dest(dest, max_items_per_dest, token)
             except StoreUnavailable:
                 log.warning("state store unavailable while delivering", extra={"dest": dest})
             finally:
@@ -138,9 +138,14 @@ class Outbox:
                     self._leases.release(f"outbox:{dest}", token)
         return delivered
 
-    def _drain_dest(self, dest: str, limit: int) -> int:
+    def _drain_dest(self, dest: str, limit: int, token: str) -> int:
         count = 0
-        for _ in range(limit):
+        for n in range(limit):
+            # Another replica may take the destination once our lease lapses (a slow Slack, a long
+            # backlog): renew it before each item, and stop if it is no longer ours.
+            if n and not self._leases.renew(f"outbox:{dest}", token, self._lease_s):
+                log.warning("outbox lease lost; another replica goes on", extra={"dest": dest})
+                break
             item = self._store.head(dest)
             if item is None:
                 break
@@ -227,13 +232,14 @@ class Outbox:
         error = str(exc.response.get("error") or f"http_{status}")
         if status == 429 or error == "ratelimited":
             retry_after = _retry_after(exc.response.headers)
-            self._store.save(replace(item, sending_since=None))  # Slack refused it: certainly not posted
+            # this attempt certainly did not post, but an earlier one may have: keep its marker
+            self._store.save(item)
             return Retry(self._clock() + retry_after, f"rate limited for {retry_after:g}s")
         fallback = item.fallback()
         if error in REDIRECT_ERRORS and fallback:
             return Redirect(fallback, error)
         if error in ("invalid_blocks", "invalid_blocks_format") and item.blocks:
-            self._store.save(replace(item, blocks=None, sending_since=None))
+            self._store.save(replace(item, blocks=None))
             return Retry(self._clock(), "blocks refused; retrying as text")
         if error == "message_not_found" and item.kind is Delivery.UPDATE:
             return Drop(error)
@@ -257,9 +263,23 @@ class Outbox:
             if channel.startswith(("U", "W")):
                 channel = self._call("conversations.open", users=channel)["channel"]["id"]
             oldest = f"{(item.sending_since or 0) - 5:.6f}"
-            history = self._call(
-                "conversations.history", channel=channel, oldest=oldest, limit=200, include_all_metadata=True
-            )
+            if item.thread_ts:  # a reply is not in the channel's history, only in its thread
+                history = self._call(
+                    "conversations.replies",
+                    channel=channel,
+                    ts=item.thread_ts,
+                    oldest=oldest,
+                    limit=200,
+                    include_all_metadata=True,
+                )
+            else:
+                history = self._call(
+                    "conversations.history",
+                    channel=channel,
+                    oldest=oldest,
+                    limit=200,
+                    include_all_metadata=True,
+                )
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning(
                 "could not check for an earlier post; sending", extra={"item": item.id, "error": str(exc)}
