@@ -19,6 +19,7 @@ from typing import Any
 from bot import approval_messages as am
 from bot.approvals import Approval
 from bot.aws.ec2 import Ec2
+from bot.aws.errors import IMAGE_GONE_CODES
 from bot.commands import Deregister
 from bot.context import Caller, Reply
 from bot.errors import AwsError
@@ -234,9 +235,15 @@ class Deregistering:
                     # in `r` too: a retryable error (a timeout after AWS acted) saves `r` below
                     r["deregistering"] = True
                     self._save(job, r)
-                    reported = self._ec2.deregister(
-                        account, region, image_id, delete_snapshots=not p.get("keep_snapshots")
-                    )
+                    try:
+                        reported = self._ec2.deregister(
+                            account, region, image_id, delete_snapshots=not p.get("keep_snapshots")
+                        )
+                    except AwsError as exc:
+                        if exc.code not in IMAGE_GONE_CODES:
+                            raise
+                        # an earlier attempt of this call worked but its answer was lost (and retried)
+                        reported, r["note"] = {}, "the image was already gone"
                     r["aws_snapshot_results"] = reported
                 r["deregistered"] = True
                 r.pop("deregistering", None)

@@ -29,6 +29,7 @@ from bot import blocks as bk
 from bot import prune
 from bot.approvals import Approval
 from bot.aws.ec2 import Ec2
+from bot.aws.errors import IMAGE_GONE_CODES
 from bot.aws.inventory import Usage
 from bot.commands import Prune
 from bot.context import Caller, Reply
@@ -432,7 +433,7 @@ class Pruning:
             reported = self._ec2.deregister(job.account, region, ami, delete_snapshots=True)
             r.setdefault("aws_snapshots", {}).update(reported)
         except AwsError as exc:
-            if exc.code == "InvalidAMIID.NotFound" or exc.code == "InvalidAMIID.Unavailable":
+            if exc.code in IMAGE_GONE_CODES:
                 return "deregistered (already gone)"
             if exc.retryable:
                 raise

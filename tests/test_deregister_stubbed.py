@@ -358,6 +358,33 @@ def test_snapshots_aws_deleted_with_the_image_are_reported_deleted_without_delet
     assert lines[1:] == [f"✅ snapshot `{SNAP_A}`: deleted", f"✅ snapshot `{SNAP_B}`: deleted"]
 
 
+def test_an_image_gone_when_deregister_image_is_retried_counts_as_deregistered(rig: Rig, slack: Any) -> None:
+    """DeregisterImage's answer was lost and botocore sent it again: AWS answers NotFound, since the
+    first call worked. That is a deregistered image (its snapshot is still cleaned up), not a failure."""
+    job = rig.job()
+    rig.own_image(image())
+    rig.nothing_in_use()
+    rig.ec2.add_client_error(
+        "deregister_image",
+        service_error_code="InvalidAMIID.NotFound",
+        service_message=f"The image id '[{AMI}]' does not exist",
+        http_status_code=400,
+        expected_params={"ImageId": AMI, "DeleteAssociatedSnapshots": True},
+    )
+    rig.own_images()
+    rig.existing_snapshots([SNAP_A], existing=[SNAP_A])
+    rig.delete_snapshot(SNAP_A)
+
+    again, done = rig.execute(job.id)
+
+    rig.done()
+    assert again is None and done.state is JobState.SUCCEEDED, done.error
+    assert done.result["deregistered"] is True and done.result["snapshots"] == {SNAP_A: "deleted"}
+    deliver(rig)
+    lines = result_lines(slack, done)
+    assert "deregistered" in lines[0] and "note: the image was already gone" in lines, lines
+
+
 def test_a_snapshot_still_in_use_while_deregistration_settles_is_retried_then_deleted(
     rig: Rig, slack: Any
 ) -> None:

@@ -9,6 +9,8 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, Rea
 from bot.errors import AwsError
 
 # Codes worth trying again later (after botocore's own retries gave up).
+# DeregisterImage's answer when the image is gone: e.g. a retried call whose first attempt worked
+IMAGE_GONE_CODES = frozenset({"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"})
 RETRYABLE_CODES = frozenset(
     {
         "RequestLimitExceeded",
