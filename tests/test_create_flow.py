@@ -155,3 +155,70 @@ def test_status_lists_in_flight_jobs_and_retracks_a_timed_out_one(
     set_image_state(pending_images, "us-east-1", job.targets[0].image_id, "available")
     slack.wait_for(lambda s: len(s.posts("CGENERAL")) == 2, what="available notice")
     assert "available" in slack.posts("CGENERAL")[1].params["text"]
+
+
+def aws_checks_image_names(monkeypatch: Any) -> None:
+    """moto lets two images share a name; AWS answers InvalidAMIName.Duplicate (per account, region)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.amis import AmiBackend
+
+    original = AmiBackend.create_image
+
+    def create_image(self: Any, instance_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        if any(ami.name == name for ami in self.amis.values()):
+            raise EC2ClientError(
+                "InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI ami-x"
+            )
+        return original(self, instance_id, name, *args, **kwargs)
+
+    monkeypatch.setattr(AmiBackend, "create_image", create_image)
+
+
+def named_image(moto: Any, name: str, tags: dict[str, str]) -> str:
+    ec2 = moto.client("ec2")
+    image_id = str(ec2.register_image(Name=name)["ImageId"])
+    if tags:
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return image_id
+
+
+def test_a_duplicate_name_that_is_the_jobs_own_image_is_tracked_not_failed(
+    bot: Any, slack: Any, moto: Any, instance: str, monkeypatch: Any
+) -> None:
+    """An earlier CreateImage of this job worked but its answer was lost; the retry reuses the
+    name and AWS calls it a duplicate: the image is the job's own (its amibot:job tag), so it is
+    tracked and announced, and no second image is made."""
+    aws_checks_image_names(monkeypatch)
+    runtime = bot(start=False)
+    ack, _ = ask(runtime, slack, f"create {instance} --name web-dup")
+    job_id = job_id_of(ack)
+    earlier = named_image(moto, "web-dup", {"amibot:job": job_id})
+    runtime.start_background()
+
+    def succeeded() -> Any:
+        job = runtime.jobs.get(job_id)
+        return job if job is not None and job.state is JobState.SUCCEEDED else None
+
+    job = wait_until(succeeded, timeout=10, what="the job to succeed")
+    assert job.targets[0].image_id == earlier
+    images = moto.client("ec2").describe_images(Filters=[{"Name": "name", "Values": ["web-dup"]}])["Images"]
+    assert [i["ImageId"] for i in images] == [earlier]
+    slack.wait_for(lambda s: [p for p in s.posts("CGENERAL") if earlier in p.params["text"]], what="notice")
+
+
+def test_a_name_another_image_has_fails_the_job_at_once_with_the_reason(
+    bot: Any, slack: Any, moto: Any, instance: str, monkeypatch: Any
+) -> None:
+    aws_checks_image_names(monkeypatch)
+    named_image(moto, "web-taken", {})
+    runtime = bot()
+    ack, _ = ask(runtime, slack, f"create {instance} --name web-taken")
+    job_id = job_id_of(ack)
+
+    def failed() -> Any:
+        job = runtime.jobs.get(job_id)
+        return job if job is not None and job.state is JobState.FAILED else None
+
+    job = wait_until(failed, timeout=5, what="the job to fail")
+    assert "already in use" in (job.error or ""), job.error
+    assert int(job.result.get("attempts", 0)) == 1  # no retries: the name belongs to another image

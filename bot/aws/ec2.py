@@ -70,6 +70,17 @@ class Ec2:
         found = sorted(images.get("Images", []), key=lambda i: i.get("CreationDate", ""))
         return str(found[0]["ImageId"]) if found else None
 
+    def image_named(self, account: str | None, region: str, name: str) -> tuple[str, str] | None:
+        """The own image called `name` (names are unique per account and region) and the job that
+        made it ("" if none did), or None when DescribeImages does not show one (yet)."""
+        ec2 = self._clients.ec2(account, region)
+        with aws_errors(region, "look up the image name"):
+            images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])
+        for image in images.get("Images", []):
+            tags = {t.get("Key"): t.get("Value") for t in image.get("Tags", [])}
+            return str(image["ImageId"]), str(tags.get(JOB_TAG) or "")
+        return None
+
     def create_image(
         self,
         account: str | None,
