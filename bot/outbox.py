@@ -151,9 +151,10 @@ class Outbox:
                 break
             outcome = self._deliver(item)
             if isinstance(outcome, Sent):
+                self._record_where(item, outcome)  # first: if that fails, the item is not finished
                 replies = item.thread_replies(outcome.channel, outcome.ts) if outcome.ts else ()
                 self._store.finish(item, "sent", then=replies)
-                self._after_sent(item, outcome)
+                self._on_delivered(item, self._clock())
                 count += 1
             elif isinstance(outcome, Redirect):
                 log.warning("message redirected", extra={"item": item.id, "reason": outcome.reason})
@@ -169,16 +170,23 @@ class Outbox:
                 break
         return count
 
-    def _after_sent(self, item: OutboxItem, sent: Sent) -> None:
-        self._on_delivered(item, self._clock())
-        if item.on_sent:
-            name, _, ident = item.on_sent.partition(":")
-            hook = self._hooks.get(name)
-            if hook is not None:
-                try:
-                    hook(ident, sent.channel, sent.ts)
-                except Exception:
-                    log.exception("on_sent hook failed", extra={"item": item.id})
+    def _record_where(self, item: OutboxItem, sent: Sent) -> None:
+        """Run the item's on_sent hook (e.g. remember where an approval message landed) before the
+        item is finished. Hooks are idempotent: when Redis fails here (StoreUnavailable goes up),
+        the item stays queued, the next attempt finds the post in Slack's history instead of
+        posting again, and runs the hook again."""
+        if not item.on_sent:
+            return
+        name, _, ident = item.on_sent.partition(":")
+        hook = self._hooks.get(name)
+        if hook is None:
+            return
+        try:
+            hook(ident, sent.channel, sent.ts)
+        except StoreUnavailable:
+            raise
+        except Exception:  # a bug in a hook must not hold up the destination's queue
+            log.exception("on_sent hook failed", extra={"item": item.id})
 
     # one delivery attempt ------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ the real Outbox against a real redis-server and the fake Slack Web API over HTTP
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -119,3 +119,32 @@ def test_a_drainer_whose_lease_was_taken_stops_before_the_next_item(rig: Rig, sl
     rig.client.delete(lease)  # that replica's lease ends: the rest is delivered once, in order
     assert rig.drain() == 3
     assert [copies(slack, f"q-{n}") for n in range(4)] == [1, 1, 1, 1]
+
+
+def test_where_a_message_landed_is_recorded_before_it_is_finished_even_if_redis_fails_then(
+    rig: Rig, slack: Any
+) -> None:
+    """An on_sent hook (e.g. an approval remembering its message, to update it later) that fails
+    on Redis leaves the item queued; the next attempt finds the post, does not post again, and
+    runs the hook again."""
+    from bot.errors import StoreUnavailable
+
+    seen: list[tuple[str, str, str]] = []
+
+    def remember(ident: str, channel: str, ts: str) -> None:
+        seen.append((ident, channel, ts))
+        if len(seen) == 1:
+            raise StoreUnavailable("Redis did not answer")
+
+    web = WebClient(token=BOT_TOKEN, base_url=slack.api_url, timeout=1, retry_handlers=[])
+    outbox = Outbox(rig.store, rig.leases, web, lease_s=30, hooks={"approval": remember})
+    rig.store.enqueue(replace(notice("h-1"), on_sent="approval:a-123456"))
+    rig.store.defer(CHANNEL, 0)
+    assert outbox.drain() == 0  # posted, but where it landed could not be recorded: not finished
+    assert rig.store.head(CHANNEL) is not None and copies(slack, "h-1") == 1
+    rig.store.defer(CHANNEL, 0)
+    assert outbox.drain() == 1
+    assert copies(slack, "h-1") == 1  # found in the history, not posted again
+    (message,) = slack.messages(CHANNEL)
+    assert seen == [("a-123456", CHANNEL, message.ts)] * 2
+    assert rig.store.head(CHANNEL) is None
