@@ -26,6 +26,7 @@ SCOPES = {
     "chat.postEphemeral": "chat:write",
     "conversations.open": "im:write",
     "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",  # a thread of the same channels
     "usergroups.users.list": "usergroups:read",
     "users.info": "users:read",
     "views.open": None,
