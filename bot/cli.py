@@ -19,11 +19,10 @@ from urllib.error import URLError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.errors import ConfigError
+from bot.worker import MULTIPROC_ENV
 
 if TYPE_CHECKING:
     from bot.config import Settings
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # bot.metrics reads it; set before prometheus is imported
 
 log = logging.getLogger("amibot")
 # What slack_sdk raises when Slack refuses a call, or cannot be reached (after its retries).

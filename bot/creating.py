@@ -118,9 +118,9 @@ class Creating:
         self._jobs.update(
             job.id, lambda j: (replace(j, result={**j.result, "attempts": attempt + 1}), Effects())
         )
-        name = job.params.get("name")
         try:
             image_id = self._ec2.image_for_job(job.account, job.region, job.id) if attempt else None
+            name = job.params.get("name")
             if image_id is None:
                 instance_id = job.params["instance_id"]
                 if not name:
@@ -128,41 +128,42 @@ class Creating:
                     name = default_name(base, self._clock())
                 tags = {k: v for k, v in job.params.get("tags", [])}
                 tags.update({REQUESTER_TAG: job.requester, JOB_TAG: job.id})
-                image_id = self._ec2.create_image(
-                    job.account,
-                    job.region,
-                    instance_id=instance_id,
-                    name=name,
-                    description=job.params.get("description"),
-                    reboot=bool(job.params.get("reboot")),
-                    tags=tags,
-                )
+                try:
+                    image_id = self._ec2.create_image(
+                        job.account,
+                        job.region,
+                        instance_id=instance_id,
+                        name=name,
+                        description=job.params.get("description"),
+                        reboot=bool(job.params.get("reboot")),
+                        tags=tags,
+                    )
+                except AwsError as exc:
+                    if exc.code != DUPLICATE_NAME:
+                        raise
+                    image_id = self._own_image_named(job, name, exc)
         except AwsError as exc:
-            outcome = self._after_error(job, name, exc, attempt)
-            if not isinstance(outcome, str):
-                return outcome
-            image_id = outcome
+            if exc.retryable and attempt + 1 < MAX_ATTEMPTS:
+                return self._clock() + backoff(attempt)
+            error = exc.message
+            self._jobs.update(job.id, lambda j: self._failed(j, error))
+            return None
         self._jobs.update(job.id, lambda j: self._started(j, image_id, name))
         return None
 
-    def _after_error(self, job: Job, name: str | None, exc: AwsError, attempt: int) -> str | float | None:
-        """What a failed call means: our image after all (its id), try again at (a time), or the job
-        failed (None, recorded). A name AWS calls a duplicate may be our own image: an earlier
-        CreateImage of this job worked but its answer was lost, and the retry reused the name."""
-        unknown = False
-        if exc.code == DUPLICATE_NAME and name:
-            try:
-                named = self._ec2.image_named(job.account, job.region, name)
-            except AwsError:
-                named = None
-            if named is not None and named[1] == job.id:
-                return named[0]
-            unknown = named is None  # taken, but DescribeImages does not show it yet: look again
-        if (exc.retryable or unknown) and attempt + 1 < MAX_ATTEMPTS:
-            return self._clock() + backoff(attempt)
-        error = exc.message
-        self._jobs.update(job.id, lambda j: self._failed(j, error))
-        return None
+    def _own_image_named(self, job: Job, name: str, duplicate: AwsError) -> str:
+        """AWS says an image is already called `name`. It is this job's own when an earlier
+        CreateImage worked but its answer was lost and the retry reused the name: then its id.
+        Another image's name: `duplicate` again. Not shown by DescribeImages yet: a retryable error."""
+        try:
+            named = self._ec2.image_named(job.account, job.region, name)
+        except AwsError:
+            named = None
+        if named is None:
+            raise AwsError(duplicate.message, duplicate.code, retryable=True)
+        if named[1] != job.id:
+            raise duplicate
+        return named[0]
 
     def _started(self, job: Job, image_id: str, name: str | None) -> tuple[Job, Effects] | None:
         if job.state is not JobState.QUEUED:

@@ -271,23 +271,16 @@ class Outbox:
             if channel.startswith(("U", "W")):
                 channel = self._call("conversations.open", users=channel)["channel"]["id"]
             oldest = f"{(item.sending_since or 0) - 5:.6f}"
-            if item.thread_ts:  # a reply is not in the channel's history, only in its thread
-                history = self._call(
-                    "conversations.replies",
-                    channel=channel,
-                    ts=item.thread_ts,
-                    oldest=oldest,
-                    limit=200,
-                    include_all_metadata=True,
-                )
-            else:
-                history = self._call(
-                    "conversations.history",
-                    channel=channel,
-                    oldest=oldest,
-                    limit=200,
-                    include_all_metadata=True,
-                )
+            # a reply is not in the channel's history, only in its thread
+            method = "conversations.replies" if item.thread_ts else "conversations.history"
+            history = self._call(
+                method,
+                channel=channel,
+                ts=item.thread_ts,  # dropped by _call when None
+                oldest=oldest,
+                limit=200,
+                include_all_metadata=True,
+            )
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning(
                 "could not check for an earlier post; sending", extra={"item": item.id, "error": str(exc)}

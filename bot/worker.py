@@ -23,6 +23,9 @@ import time
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "AMIBOT_PARENT_PID"
+# Where both processes write their metrics (prometheus_client's multiprocess mode; bot.metrics
+# reads it). `amibot run` sets it before prometheus_client is imported.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1
 MAX_RESTART_DELAY_S = 30.0
 TRIM_AFTER_JOBS = 1000  # polls this large are worth returning their memory to the OS

@@ -1,6 +1,6 @@
 """Wake-ups across processes: a committed change that made work or notices due publishes it on a
-Redis channel (inside the same MULTI/EXEC, so at no extra round trip); every process doing
-background work listens and runs that job at once instead of at its next tick."""
+Redis channel (inside the same MULTI/EXEC, so at no extra round trip: `EffectWriter.write`); every
+process doing background work listens and runs that job at once instead of at its next tick."""
 
 from __future__ import annotations
 
@@ -23,9 +23,6 @@ class Wakeups:
     def __init__(self, client: Any, keys: Keys) -> None:
         self._r = client
         self._channel = keys.wake
-
-    def publish(self, pipe: Any, what: str) -> None:
-        pipe.publish(self._channel, what)
 
     def listen(self, on_wake: Callable[[str], None], stop: threading.Event) -> threading.Thread:
         """A daemon thread calling `on_wake("work" | "outbox")`; it reconnects by itself."""
